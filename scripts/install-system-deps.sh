@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system programs the stack and its tests start for real, when missing:
+# nginx (the public port), chromium (browser tests), docker.io + debootstrap (container
+# tests). Usage: scripts/install-system-deps.sh [nginx] [chromium] [docker]
+set -euo pipefail
+
+declare -A PACKAGES=(
+  [nginx]="nginx"
+  [chromium]="chromium"
+  [docker]="docker.io debootstrap"
+)
+declare -A PROBES=(
+  [nginx]="/usr/sbin/nginx"
+  [chromium]="/usr/bin/chromium"
+  [docker]="/usr/sbin/dockerd /usr/sbin/debootstrap"
+)
+
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(nginx chromium docker)
+missing=()
+for name in "${wanted[@]}"; do
+  for probe in ${PROBES[$name]}; do
+    if [ ! -x "$probe" ]; then missing+=(${PACKAGES[$name]}); break; fi
+  done
+done
+[ ${#missing[@]} -gt 0 ] || exit 0
+
+echo "install-system-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts no nginx/docker service in containers; if one did start, our own
+# instances use their own ports and prefixes, so it is left alone.

@@ -1,0 +1,100 @@
+"""Image classification with a torchvision architecture (ResNet18 by default).
+
+Preprocessing is exactly the transform torchvision publishes with the weights (resize,
+center crop, normalize) and the labels are the weights' own category list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from PIL import Image
+from torchvision.models import get_model, get_model_weights
+
+from services.classifier.official import official_checksums
+from services.classifier.settings import ClassifierSettings
+from services.common.model_service import VisionModel
+from services.common.settings import SettingsError
+from services.common.torch_runtime import select_device, select_dtype
+from services.common.weights import WeightsError, inspect_weights
+
+
+def classification_architectures() -> list[str]:
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def build_network(arch: str) -> torch.nn.Module:
+    """The torchvision architecture with random initialisation (weights loaded later)."""
+    if arch not in classification_architectures():
+        raise SettingsError(
+            f"CLASSIFIER_ARCH={arch!r} is not a torchvision classification model "
+            "(see torchvision.models.list_models(module=torchvision.models))"
+        )
+    return get_model(arch, weights=None)
+
+
+def load_state_dict_file(network: torch.nn.Module, path: Path) -> None:
+    """Load a torchvision-format ``state_dict`` (.pth) into ``network``, strictly."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"{path}: not a readable torch state_dict ({error})") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: expected a state_dict, found {type(state).__name__}")
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0]
+        raise WeightsError(f"{path} does not fit the architecture: {first_line}") from None
+
+
+def top_k_predictions(probabilities: torch.Tensor, categories: list[str], k: int) -> list[dict]:
+    """Tensor[C] of softmax probabilities -> the k most likely classes, most likely first."""
+    values, indices = probabilities.topk(min(k, probabilities.numel()))
+    return [
+        {"label": categories[i], "class_id": int(i), "confidence": round(float(p), 6)}
+        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
+
+
+class Classifier(VisionModel):
+    def __init__(self, settings: ClassifierSettings):
+        self.settings = settings
+        self.name = settings.arch
+        self.weights = inspect_weights(settings.weights_path, official_checksums())
+        published = get_model_weights(settings.arch).DEFAULT
+        self.transform = published.transforms()
+        self.categories: list[str] = list(published.meta["categories"])
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        self.network: torch.nn.Module | None = None
+
+    def load(self) -> None:
+        self.device = select_device(self.settings.serving.device)
+        self.dtype = select_dtype(self.device, self.settings.serving.half)
+        network = build_network(self.settings.arch)
+        load_state_dict_file(network, self.settings.weights_path)
+        self.network = network.eval().to(self.device, self.dtype)
+
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:
+        return self.transform(image), None
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Tensor[B, 3, 224, 224] normalised -> softmax probabilities Tensor[B, classes]."""
+        assert self.network is not None, "load() first"
+        logits = self.network(batch.to(self.device, self.dtype, non_blocking=True))
+        return logits.float().softmax(dim=1).cpu()
+
+    def describe(self) -> dict:
+        crop = self.transform.crop_size[0]
+        return {
+            "name": self.name,
+            "task": "classification",
+            "architecture": f"torchvision.models.{self.settings.arch}",
+            "input_size": [crop, crop],
+            "num_classes": len(self.categories),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }

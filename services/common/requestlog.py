@@ -1,0 +1,103 @@
+"""Request ids, one structured (JSON) log line per request, and the request metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from services.common import metrics
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Names the replica and worker that answered: lets people and tests see load balancing.
+SERVED_BY_HEADER = "X-Served-By"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+access_log = logging.getLogger("vision.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats records as one JSON object per line; ``extra={"fields": {...}}`` is merged."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send every logger to stdout as JSON lines (containers collect stdout)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def request_id_from(header_value: str | None) -> str:
+    """Keep a caller's request id when it is sane, otherwise make a new one."""
+    if header_value and _VALID_REQUEST_ID.match(header_value):
+        return header_value
+    return uuid.uuid4().hex
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}:{os.environ.get('VISION_BIND_PORT', '-')}/{os.getpid()}"
+
+
+def install_request_logging(app: Flask, service: str) -> None:
+    """Attach request ids, the per-request log line and request metrics to ``app``."""
+    served_by = replica_name()
+
+    @app.before_request
+    def _start():
+        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        g.started = time.perf_counter()
+        g.timings_ms = {}
+        g.log_fields = {}
+        metrics.IN_FLIGHT.labels(service).inc()
+
+    @app.after_request
+    def _finish(response):
+        if not hasattr(g, "started"):
+            return response
+        elapsed = time.perf_counter() - g.started
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        response.headers[REQUEST_ID_HEADER] = g.request_id
+        response.headers[SERVED_BY_HEADER] = served_by
+        metrics.REQUESTS.labels(service, endpoint, request.method, response.status_code).inc()
+        if endpoint not in {"/metrics", "/healthz", "/readyz"}:
+            metrics.REQUEST_SECONDS.labels(service, endpoint).observe(elapsed)
+        fields = {
+            "request_id": g.request_id,
+            "service": service,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2),
+            "timings_ms": {stage: round(ms, 2) for stage, ms in g.timings_ms.items()},
+            "remote_addr": request.remote_addr,
+            "bytes_in": request.content_length or 0,
+        }
+        fields.update(g.log_fields)
+        access_log.info("request", extra={"fields": fields})
+        return response
+
+    @app.teardown_request
+    def _teardown(_exc):
+        if hasattr(g, "started"):
+            metrics.IN_FLIGHT.labels(service).dec()

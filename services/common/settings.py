@@ -1,0 +1,155 @@
+"""Configuration from environment variables, read and validated in one place.
+
+Every service builds one frozen settings object at start-up with an :class:`EnvReader`.
+A bad value raises :class:`SettingsError` whose message names the variable, so the
+process can stop with one clear line instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class EnvReader:
+    """Reads typed values from an environment mapping under a service prefix.
+
+    ``EnvReader("CLASSIFIER", environ).integer("WORKERS", 2)`` reads ``CLASSIFIER_WORKERS``.
+    ``global_*`` readers take a stack-wide name without the prefix (e.g. ``MAX_BODY_MB``).
+    """
+
+    prefix: str
+    environ: Mapping[str, str]
+
+    @classmethod
+    def from_os(cls, prefix: str) -> EnvReader:
+        return cls(prefix, dict(os.environ))
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}_{key}" if self.prefix else key
+
+    def raw(self, key: str) -> str | None:
+        value = self.environ.get(self.name(key))
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def string(self, key: str, default: str, choices: tuple[str, ...] | None = None) -> str:
+        value = self.raw(key) or default
+        if choices is not None and value not in choices:
+            raise SettingsError(f"{self.name(key)}={value!r} is not one of: {', '.join(choices)}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int, maximum: int) -> int:
+        return int(self._number(key, default, minimum, maximum, int))
+
+    def number(self, key: str, default: float, minimum: float, maximum: float) -> float:
+        return float(self._number(key, default, minimum, maximum, float))
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise SettingsError(f"{self.name(key)}={value!r} is not a boolean (use 1/0, true/false)")
+
+    def path(self, key: str, default: Path | None, must_exist: bool = True) -> Path:
+        value = self.raw(key)
+        if value is None and default is None:
+            raise SettingsError(f"{self.name(key)} is required")
+        path = Path(value) if value is not None else default
+        assert path is not None
+        if must_exist and not path.is_file():
+            raise SettingsError(f"{self.name(key)}={str(path)!r}: no such file")
+        return path
+
+    def _number(self, key, default, minimum, maximum, kind):
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            parsed = kind(value)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise SettingsError(f"{self.name(key)}={value!r} is not {what}") from None
+        if not minimum <= parsed <= maximum:
+            raise SettingsError(
+                f"{self.name(key)}={value!r} is out of range [{minimum}, {maximum}]"
+            )
+        return parsed
+
+    def unprefixed(self) -> EnvReader:
+        """A reader for stack-wide variables that every service shares."""
+        return EnvReader("", self.environ)
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Knobs of the serving core shared by every model service.
+
+    ``max_body_bytes`` comes from the stack-wide ``MAX_BODY_MB`` so nginx and the services
+    always agree on the upload limit.
+    """
+
+    max_body_bytes: int
+    max_pixels: int
+    max_images: int
+    torch_threads: int
+    device: str
+    half: bool
+    max_batch: int
+    batch_wait_ms: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: EnvReader, workers: int) -> ServingSettings:
+        stack = env.unprefixed()
+        cores = available_cpus()
+        settings = cls(
+            max_body_bytes=int(stack.number("MAX_BODY_MB", 20.0, 0.001, 1024.0) * 1024 * 1024),
+            max_pixels=int(env.number("MAX_MEGAPIXELS", 40.0, 0.001, 1000.0) * 1_000_000),
+            max_images=env.integer("MAX_IMAGES", 16, 1, 256),
+            torch_threads=env.integer("TORCH_THREADS", max(1, cores // workers), 1, 256),
+            device=env.string("DEVICE", "auto"),
+            half=env.boolean("FP16", False),
+            max_batch=env.integer("MAX_BATCH", 8, 1, 256),
+            batch_wait_ms=env.number("BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
+            log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        )
+        if workers * settings.torch_threads > cores:
+            raise SettingsError(
+                f"{env.name('WORKERS')}={workers} x {env.name('TORCH_THREADS')}="
+                f"{settings.torch_threads} exceeds the {cores} CPU(s) available: "
+                "lower one of them"
+            )
+        return settings
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (a container's ``cpus:`` limit), so thread counts follow the limit, not the host."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+def read_workers(env: EnvReader) -> int:
+    """Number of gunicorn worker processes (one model copy each)."""
+    return env.integer("WORKERS", 1, 1, 64)

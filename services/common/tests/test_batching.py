@@ -1,0 +1,55 @@
+"""Dynamic batching groups concurrent inputs and returns each caller its own row."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from services.common.batching import DynamicBatcher
+
+
+def test_concurrent_callers_share_batches_and_get_their_own_rows():
+    sizes = []
+    release = threading.Event()
+
+    def infer(batch: torch.Tensor) -> torch.Tensor:
+        release.wait(5)  # hold the first batch so the others queue up behind it
+        sizes.append(batch.shape[0])
+        return batch * 10
+
+    batcher = DynamicBatcher(infer, max_batch=4, max_wait_s=0.05)
+    results = {}
+
+    def call(value: int):
+        results[value] = batcher.run([torch.full((2,), float(value))])[0]
+
+    threads = [threading.Thread(target=call, args=(v,)) for v in range(9)]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    batcher.close()
+    assert sorted(results) == list(range(9))
+    for value, (row, timing) in results.items():
+        assert row.tolist() == [value * 10.0, value * 10.0]
+        assert timing.batch_size >= 1
+    assert sum(sizes) == 9 and max(sizes) <= 4 and len(sizes) < 9
+
+
+def test_an_inference_error_reaches_every_caller_and_the_batcher_survives():
+    calls = []
+
+    def infer(batch):
+        calls.append(batch.shape[0])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return batch
+
+    batcher = DynamicBatcher(infer, max_batch=2, max_wait_s=0.0)
+    with pytest.raises(RuntimeError, match="boom"):
+        batcher.run([torch.zeros(1)])
+    assert batcher.run([torch.ones(1)])[0][0].item() == 1.0
+    batcher.close()

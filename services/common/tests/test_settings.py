@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from services.common.settings import EnvReader, ServingSettings, SettingsError
+
+
+def reader(**values: str) -> EnvReader:
+    return EnvReader("SVC", values)
+
+
+def test_defaults_and_prefix():
+    settings = ServingSettings.from_env(reader(SVC_TORCH_THREADS="1"), workers=1)
+    assert settings.max_body_bytes == 20 * 1024 * 1024
+    assert settings.max_pixels == 40_000_000
+    assert settings.torch_threads == 1
+
+
+def test_stack_wide_body_limit_has_no_prefix():
+    settings = ServingSettings.from_env(reader(MAX_BODY_MB="5", SVC_TORCH_THREADS="1"), 1)
+    assert settings.max_body_bytes == 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"SVC_MAX_MEGAPIXELS": "-1"}, "SVC_MAX_MEGAPIXELS='-1' is out of range"),
+        ({"SVC_MAX_BATCH": "many"}, "SVC_MAX_BATCH='many' is not an integer"),
+        ({"SVC_FP16": "maybe"}, "SVC_FP16='maybe' is not a boolean"),
+        ({"SVC_LOG_LEVEL": "loud"}, "SVC_LOG_LEVEL='loud' is not one of"),
+        ({"MAX_BODY_MB": "0"}, "MAX_BODY_MB='0' is out of range"),
+        ({"SVC_TORCH_THREADS": "999"}, "SVC_TORCH_THREADS='999' is out of range"),
+    ],
+)
+def test_bad_values_name_the_variable(values, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        ServingSettings.from_env(reader(**values), workers=1)
+
+
+def test_workers_times_threads_may_not_exceed_the_cpus():
+    with pytest.raises(SettingsError, match="SVC_WORKERS=64 x SVC_TORCH_THREADS=1 exceeds"):
+        ServingSettings.from_env(reader(SVC_TORCH_THREADS="1"), workers=64)
