@@ -68,24 +68,34 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 30) -> int:
 
 @dataclass
 class Server:
+    """A process started by a test, with its base URL and its log file."""
+
     process: subprocess.Popen
     url: str
     log_path: Path
+    ready_path: str = "/readyz"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_ready(self, deadline_s: float = 120) -> None:
+        try:
+            wait_for_http(self.url + self.ready_path, deadline_s, self.process)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{error}\n--- log ---\n{self.log()[-4000:]}") from None
 
-@contextlib.contextmanager
-def run_server(
+    def stop(self) -> int:
+        return stop_process(self.process)
+
+
+def start_server(
     command: list[str],
     url: str,
     log_path: Path,
     env: Mapping[str, str] | None = None,
     ready_path: str = "/readyz",
-    deadline_s: float = 120,
-) -> Iterator[Server]:
-    """Run ``command`` in its own process group, wait until ``url + ready_path`` is 200."""
+) -> Server:
+    """Start ``command`` in its own process group (so a stop reaches its children)."""
     full_env = {**os.environ, **(env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
@@ -97,15 +107,25 @@ def run_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(process, url, log_path)
+    return Server(process, url, log_path, ready_path)
+
+
+@contextlib.contextmanager
+def run_server(
+    command: list[str],
+    url: str,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    ready_path: str = "/readyz",
+    deadline_s: float = 120,
+) -> Iterator[Server]:
+    """Run ``command``, wait until ``url + ready_path`` is 200, stop it on exit."""
+    server = start_server(command, url, log_path, env, ready_path)
     try:
-        try:
-            wait_for_http(url + ready_path, deadline_s, process)
-        except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{error}\n--- log ---\n{server.log()[-4000:]}") from None
+        server.wait_ready(deadline_s)
         yield server
     finally:
-        stop_process(process)
+        server.stop()
 
 
 def gunicorn_command(service: str) -> list[str]:

@@ -1,0 +1,99 @@
+"""The whole stack for tests: model replicas and web under gunicorn, nginx in front.
+
+Started the same way as ``make run`` (same nginx template, same variables), but on free
+ports and with each process reachable, so tests can kill one replica.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nginx.render import NginxConfig, render
+from tests.support.processes import Server, free_port, start_server, start_service
+
+NGINX = "/usr/sbin/nginx"
+
+
+@dataclass
+class Stack:
+    url: str
+    nginx: Server
+    access_log: Path
+    replicas: dict[str, list[Server]] = field(default_factory=dict)
+
+    def access_entries(self) -> list[dict]:
+        lines = self.access_log.read_text().splitlines() if self.access_log.exists() else []
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def model_env(weights_dir: Path) -> dict[str, str]:
+    """Variables that point both model services at a weights directory made by a fixture."""
+    return {
+        "WEIGHTS_DIR": str(weights_dir),
+        "DETECTOR_MODEL": "yolov3-tiny",
+        "CLASSIFIER_TORCH_THREADS": "1",
+        "DETECTOR_TORCH_THREADS": "1",
+    }
+
+
+def render_nginx(stack_dir: Path, port: int, upstreams: dict[str, list[str]]) -> Path:
+    runtime = stack_dir / "nginx"
+    runtime.mkdir(parents=True, exist_ok=True)
+    config = runtime / "nginx.conf"
+    config.write_text(
+        render(
+            NginxConfig(
+                listen=f"127.0.0.1:{port}",
+                upstreams=upstreams,
+                runtime_dir=str(runtime),
+                access_log=str(runtime / "access.log"),
+                error_log=str(runtime / "error.log"),
+            )
+        )
+    )
+    return config
+
+
+@contextlib.contextmanager
+def run_stack(
+    tmp_path: Path,
+    weights_dir: Path,
+    replicas: int = 1,
+    env: Mapping[str, str] | None = None,
+    deadline_s: float = 240,
+) -> Iterator[Stack]:
+    """Start ``replicas`` detectors and classifiers, one web and nginx; stop all on exit."""
+    env = {**model_env(weights_dir), **(env or {})}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env.setdefault("WEB_DETECTOR_URL", url)
+    env.setdefault("WEB_CLASSIFIER_URL", url)
+    logs = tmp_path / "logs"
+    started: list[Server] = []
+    try:
+        servers = {
+            name: [start_service(name, env, logs) for _ in range(count)]
+            for name, count in (("detector", replicas), ("classifier", replicas), ("web", 1))
+        }
+        started.extend(s for group in servers.values() for s in group)
+        upstreams = {
+            name: [s.url.removeprefix("http://") for s in group] for name, group in servers.items()
+        }
+        config = render_nginx(tmp_path, port, upstreams)
+        nginx = start_server(
+            [NGINX, "-p", str(config.parent), "-c", str(config)],
+            url,
+            logs / "nginx.log",
+            ready_path="/healthz",
+        )
+        started.append(nginx)
+        for server in started:
+            server.wait_ready(deadline_s)
+        yield Stack(url, nginx, config.parent / "access.log", servers)
+    finally:
+        for server in reversed(started):
+            server.stop()
