@@ -5,11 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= $(abspath ../shared/data)
 WEIGHTS_DIR ?= weights
-REQUIREMENTS := requirements-dev.txt services/common/requirements.txt \
+REQUIREMENTS := constraints.txt requirements-dev.txt services/common/requirements.txt \
 	services/classifier/requirements.txt services/detector/requirements.txt \
 	services/web/requirements.txt
 
-.PHONY: run test test-fast lint format weights venv system-deps clean help
+.PHONY: run test test-fast lint format weights venv system-deps clean help lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ help:  ## list the targets
 $(VENV)/.installed: $(REQUIREMENTS)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip check
 	touch $@
 
@@ -49,3 +49,8 @@ format: venv  ## apply ruff's fixes and formatting
 
 clean:  ## remove the venv, generated weights and test output
 	rm -rf $(VENV) $(WEIGHTS_DIR) test-artifacts results .pytest_cache .ruff_cache
+
+lock: venv  ## re-pin constraints.txt from the current virtual environment
+	(echo "# Every package of the development environment, transitive ones included, pinned."; \
+	 echo "# Regenerate with \`make lock\` after changing a requirements file."; \
+	 $(PY) -m pip freeze --exclude-editable) > constraints.txt
