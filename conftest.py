@@ -31,3 +31,28 @@ def classifier_weights(tmp_path_factory) -> Path:
     return write_standin_state_dict(
         "resnet18", tmp_path_factory.mktemp("weights") / "resnet18.pth", seed=1
     )
+
+
+@pytest.fixture(scope="session")
+def detector_files(tmp_path_factory, darknet_dir) -> Path:
+    """A weights directory with yolov3-tiny: official cfg and names, stand-in weights."""
+    import shutil
+
+    from services.detector.weights_standin import write_standin_weights
+
+    directory = tmp_path_factory.mktemp("detector-files")
+    for name in ("yolov3-tiny.cfg", "coco.names"):
+        shutil.copyfile(darknet_dir / name, directory / name)
+    weights = directory / "yolov3-tiny.weights"
+    write_standin_weights(directory / "yolov3-tiny.cfg", weights, seed=1)  # marked stand-in
+    return directory
+
+
+@pytest.fixture(scope="session")
+def stack_weights_dir(detector_files, classifier_weights) -> Path:
+    """One WEIGHTS_DIR holding every model file of the stack (stand-ins, tiny detector)."""
+    import shutil
+
+    for path in (classifier_weights, classifier_weights.with_name("resnet18.pth.standin.json")):
+        shutil.copyfile(path, detector_files / path.name)
+    return detector_files

@@ -51,7 +51,13 @@ def render(config: NginxConfig) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    values = {**config.__dict__, "max_body_mb": f"{config.max_body_mb:g}"}
+    values = {
+        **config.__dict__,
+        "max_body_mb": f"{config.max_body_mb:g}",
+        # nginx sizes are integers: kilobytes keep fractional MB limits exact enough, and
+        # match the services' limit (MAX_BODY_MB x 1024 x 1024 bytes) to the kilobyte.
+        "max_body_kb": int(config.max_body_mb * 1024),
+    }
     return environment.get_template(TEMPLATE.name).render(**values)
 
 

@@ -112,7 +112,7 @@ def fetch_detector(
         official.url,
         official.sha256,
         allow_standin,
-        write_standin=lambda path: write_standin_weights(cfg_path, path, seed=0),
+        write_standin=lambda path: write_standin_weights(cfg_path, path, seed=0),  # + marker
         timeout=timeout,
     )
     return results

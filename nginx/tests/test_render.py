@@ -1,0 +1,57 @@
+"""The rendered nginx config: valid for nginx itself, limits from the shared variable."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from nginx.render import NginxConfig, main, render
+
+UPSTREAMS = {
+    "detector": ["127.0.0.1:9001", "127.0.0.1:9002"],
+    "classifier": ["127.0.0.1:9003"],
+    "web": ["127.0.0.1:9004"],
+}
+
+
+def nginx_test(tmp_path, text: str) -> subprocess.CompletedProcess:
+    config = tmp_path / "nginx.conf"
+    config.write_text(text)
+    return subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "e.log")],
+        capture_output=True, text=True, timeout=30,
+    )
+
+
+def test_rendered_config_passes_nginx_t(tmp_path):
+    text = render(NginxConfig(listen="127.0.0.1:18080", upstreams=UPSTREAMS,
+                              runtime_dir=str(tmp_path), error_log=str(tmp_path / "e.log")))
+    done = nginx_test(tmp_path, text)
+    assert done.returncode == 0, done.stderr
+    assert "least_conn;" in text and "keepalive 32;" in text
+    assert text.count("server 127.0.0.1:900") == 4
+    assert "non_idempotent" in text
+
+
+def test_body_limit_follows_max_body_mb(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MAX_BODY_MB", "7.5")
+    args = ["--runtime-dir", str(tmp_path), "--error-log", str(tmp_path / "e.log")]
+    for name, servers in UPSTREAMS.items():
+        args += ["--upstream", f"{name}={','.join(servers)}"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "client_max_body_size 7680k;" in text
+    assert "limit of 7.5 MB" in text
+    assert nginx_test(tmp_path, text).returncode == 0
+
+
+def test_bad_max_body_mb_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAX_BODY_MB", "lots")
+    with pytest.raises(SystemExit, match="MAX_BODY_MB='lots' is not a number"):
+        main(["--runtime-dir", str(tmp_path)])
+
+
+def test_every_service_needs_servers(tmp_path):
+    with pytest.raises(ValueError, match="no servers for upstream"):
+        render(NginxConfig(listen="1", upstreams={"web": ["a:1"]}, runtime_dir=str(tmp_path)))

@@ -1,0 +1,17 @@
+# gunicorn configuration of the detector; every knob is a DETECTOR_* variable.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from services.common.gunicorn_hooks import gunicorn_settings
+from services.detector.settings import DEFAULT_PORT, PREFIX, validate
+
+globals().update(
+    gunicorn_settings(
+        PREFIX,
+        DEFAULT_PORT,
+        "services.detector.app:create_app()",
+        validate=lambda env: validate(env.environ),
+    )
+)

@@ -1,0 +1,89 @@
+"""YOLOv3 (any darknet cfg) detection as a servable model.
+
+Loads the network from a darknet ``.cfg`` and either a darknet ``.weights`` file or a
+PyTorch ``state_dict`` of the same network; letterboxes on the way in and maps boxes back
+to original-image pixels on the way out (services.detector.yolo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from services.common.model_service import VisionModel
+from services.common.settings import SettingsError
+from services.common.torch_runtime import select_device, select_dtype
+from services.common.weights import inspect_weights
+from services.detector.darknet.model import build_model
+from services.detector.darknet.weights import load_darknet_weights, load_state_dict_file
+from services.detector.official import official_checksums
+from services.detector.settings import DetectorSettings
+from services.detector.yolo import LetterboxInfo, letterbox, load_class_names
+
+STATE_DICT_SUFFIXES = {".pt", ".pth"}
+
+
+@dataclass(frozen=True)
+class DetectorInput:
+    """What postprocessing and rendering need to know about one image."""
+
+    letterbox: LetterboxInfo
+    image: Image.Image
+
+
+class Detector(VisionModel):
+    def __init__(self, settings: DetectorSettings):
+        self.settings = settings
+        self.name = settings.model
+        self.cfg = settings.parsed_cfg()
+        self.class_names = load_class_names(settings.names_path)
+        self.weights = inspect_weights(settings.weights_path, official_checksums())
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        self.network: torch.nn.Module | None = None
+        self.num_classes: int | None = None
+
+    def load(self) -> None:
+        self.device = select_device(self.settings.serving.device)
+        self.dtype = select_dtype(self.device, self.settings.serving.half)
+        network = build_model(self.cfg, self.settings.input_size)
+        if network.num_classes != len(self.class_names):
+            raise SettingsError(
+                f"DETECTOR_NAMES has {len(self.class_names)} names but the cfg has "
+                f"{network.num_classes} classes"
+            )
+        if self.settings.weights_path.suffix in STATE_DICT_SUFFIXES:
+            load_state_dict_file(network, self.settings.weights_path)
+        else:
+            load_darknet_weights(network, self.settings.weights_path)
+        self.num_classes = network.num_classes
+        self.network = network.eval().to(self.device, self.dtype)
+
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, DetectorInput]:
+        tensor, info = letterbox(image, self.settings.input_size)
+        return tensor, DetectorInput(info, image)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Tensor[B, 3, S, S] in [0, 1] -> decoded rows Tensor[B, N, 5 + classes] (float32)."""
+        assert self.network is not None, "load() first"
+        return self.network(batch.to(self.device, self.dtype, non_blocking=True)).float().cpu()
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "task": "detection",
+            "architecture": f"darknet cfg {self.settings.cfg_path.name}",
+            "cfg": str(self.settings.cfg_path),
+            "input_size": [self.settings.input_size, self.settings.input_size],
+            "num_classes": len(self.class_names),
+            "class_names": self.class_names,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "defaults": {
+                "conf_threshold": self.settings.conf_threshold,
+                "iou_threshold": self.settings.iou_threshold,
+                "max_detections": self.settings.max_detections,
+            },
+        }

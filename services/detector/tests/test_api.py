@@ -1,0 +1,127 @@
+"""The detector's HTTP API through Flask's test client (yolov3-tiny, stand-in weights)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from services.common.model_service import UNTRAINED_WARNING
+from services.detector.app import create_app
+
+
+@pytest.fixture(scope="module")
+def client(detector_files):
+    environ = {
+        "WEIGHTS_DIR": str(detector_files),
+        "DETECTOR_MODEL": "yolov3-tiny",
+        "DETECTOR_TORCH_THREADS": "1",
+        "DETECTOR_MAX_IMAGES": "3",
+    }
+    return create_app(environ, load_in_background=False).test_client()
+
+
+def post(client, path: str, photo: bytes, **kwargs):
+    return client.post(path, data={"image": (io.BytesIO(photo), "photo.jpg")}, **kwargs)
+
+
+def test_detect_returns_boxes_in_original_pixels(client, images_dir):
+    photo = (images_dir / "dog.jpg").read_bytes()
+    response = post(client, "/v1/detect?conf_threshold=0.05", photo)
+    assert response.status_code == 200, response.data
+    body = response.get_json()
+    assert body["image"] == {"width": 768, "height": 576}
+    assert body["model"] == {"name": "yolov3-tiny", "trained": False, "weights": "stand-in"}
+    assert body["warning"] == UNTRAINED_WARNING
+    detections = body["detections"]
+    assert detections, "the calibrated stand-in finds some boxes at a low threshold"
+    confidences = [d["confidence"] for d in detections]
+    assert confidences == sorted(confidences, reverse=True)
+    for detection in detections:
+        box = detection["box"]
+        assert 0 <= box["x1"] <= box["x2"] <= 768 and 0 <= box["y1"] <= box["y2"] <= 576
+        assert detection["confidence"] > 0.05
+        assert isinstance(detection["label"], str) and detection["label"]
+    assert {"decode", "preprocess", "inference", "postprocess"} <= set(body["timings_ms"])
+
+
+def test_thresholds_and_limits_apply(client, images_dir):
+    photo = (images_dir / "dog.jpg").read_bytes()
+    loose = post(client, "/v1/detect?conf_threshold=0.01&max_detections=1000", photo).get_json()
+    capped = post(client, "/v1/detect?conf_threshold=0.01&max_detections=2", photo).get_json()
+    strict = post(client, "/v1/detect?conf_threshold=1", photo).get_json()
+    assert len(capped["detections"]) == min(2, len(loose["detections"]))
+    assert strict["detections"] == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "conf_threshold=2",
+        "conf_threshold=abc",
+        "iou_threshold=-0.1",
+        "max_detections=0",
+        "max_detections=1.5",
+        "render=maybe",
+        "conf_threshold=nan",
+    ],
+)
+def test_bad_parameters_are_400(client, query):
+    response = post(client, f"/v1/detect?{query}", b"irrelevant")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_parameter"
+
+
+def test_render_returns_an_annotated_jpeg_of_the_original_size(client, images_dir):
+    photo = (images_dir / "giraffe.jpg").read_bytes()
+    original = Image.open(io.BytesIO(photo))
+    response = post(client, "/v1/detect?render=1&conf_threshold=0.05", photo)
+    assert response.status_code == 200
+    assert response.mimetype == "image/jpeg"
+    assert response.headers["X-Model-Trained"] == "false"
+    assert "untrained" in response.headers["Warning"]
+    assert "inference;dur=" in response.headers["Server-Timing"]
+    rendered = Image.open(io.BytesIO(response.data))
+    assert rendered.format == "JPEG" and rendered.size == original.size
+
+
+def test_accept_header_selects_png(client, images_dir):
+    photo = (images_dir / "kite.jpg").read_bytes()
+    response = post(client, "/v1/detect", photo, headers={"Accept": "image/png"})
+    assert response.mimetype == "image/png"
+    assert Image.open(io.BytesIO(response.data)).format == "PNG"
+
+
+def test_several_images_are_one_batch_with_a_result_each(client, images_dir):
+    names = ["dog.jpg", "eagle.jpg", "horses.jpg"]
+    data = {"image": [(io.BytesIO((images_dir / n).read_bytes()), n) for n in names]}
+    response = client.post("/v1/detect", data=data)
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    sizes = [Image.open(images_dir / n).size for n in names]
+    assert [(r["image"]["width"], r["image"]["height"]) for r in results] == sizes
+
+
+def test_render_of_several_images_is_refused(client, images_dir):
+    photo = (images_dir / "dog.jpg").read_bytes()
+    data = {"image": [(io.BytesIO(photo), "a.jpg"), (io.BytesIO(photo), "b.jpg")]}
+    response = client.post("/v1/detect?render=1", data=data)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "render_single_image"
+
+
+def test_models_lists_class_names_and_weights(client, detector_files):
+    entry = client.get("/v1/models").get_json()["models"][0]
+    assert entry["name"] == "yolov3-tiny"
+    assert entry["num_classes"] == 80 and entry["class_names"][0] == "person"
+    assert entry["input_size"] == [416, 416]
+    assert entry["weights"]["source"] == "stand-in"
+    assert entry["weights"]["path"] == str(detector_files / "yolov3-tiny.weights")
+
+
+def test_bad_image_is_400_and_the_worker_keeps_serving(client, images_dir):
+    response = post(client, "/v1/detect", b"GIF89a-but-not-really")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_image"
+    assert post(client, "/v1/detect", (images_dir / "dog.jpg").read_bytes()).status_code == 200
