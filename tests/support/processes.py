@@ -132,19 +132,27 @@ def gunicorn_command(service: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", f"services/{service}/gunicorn.conf.py"]
 
 
-@contextlib.contextmanager
-def run_service(
-    service: str, env: Mapping[str, str], log_dir: Path, deadline_s: float = 180
-) -> Iterator[Server]:
+def start_service(service: str, env: Mapping[str, str], log_dir: Path) -> Server:
     """Start ``services/<service>`` under real gunicorn on a free loopback port."""
     port = free_port()
     prefix = service.upper()
     service_env = {f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port), **env}
-    with run_server(
+    return start_server(
         gunicorn_command(service),
         f"http://127.0.0.1:{port}",
         log_dir / f"{service}-{port}.log",
         env=service_env,
-        deadline_s=deadline_s,
-    ) as server:
+    )
+
+
+@contextlib.contextmanager
+def run_service(
+    service: str, env: Mapping[str, str], log_dir: Path, deadline_s: float = 180
+) -> Iterator[Server]:
+    """``start_service``, wait for readiness, stop on exit (also when the test fails)."""
+    server = start_service(service, env, log_dir)
+    try:
+        server.wait_ready(deadline_s)
         yield server
+    finally:
+        server.stop()
