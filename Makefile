@@ -30,8 +30,9 @@ weights: venv  ## official weights when online; loudly marked stand-ins otherwis
 	$(PY) -m services.fetch_weights --dest $(WEIGHTS_DIR) --allow-standin \
 		$(if $(wildcard $(SHARED_DATA)/darknet),--darknet-dir $(SHARED_DATA)/darknet)
 
-run: venv weights  ## start the stack (for now: the classifier on :8001)
-	WEIGHTS_DIR=$(WEIGHTS_DIR) $(PY) -m gunicorn -c services/classifier/gunicorn.conf.py
+run: venv weights  ## the whole stack behind nginx on one port (STACK_PORT, default 8080)
+	scripts/install-system-deps.sh nginx
+	WEIGHTS_DIR=$(abspath $(WEIGHTS_DIR)) $(PY) -m scripts.run_stack
 
 test: venv system-deps  ## every test (what CI runs)
 	$(PY) -m pytest -q
