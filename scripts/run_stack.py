@@ -108,8 +108,8 @@ def main() -> int:
     subprocess.run(["nginx", "-t", "-q", "-p", str(nginx_dir), "-c", str(nginx_conf)], check=True)
     (RUN_DIR / "Procfile").write_text(procfile(public, ports, nginx_conf))
     # The web service calls the models through nginx, so its calls are balanced too.
-    environ.setdefault("WEB_DETECTOR_URL", f"http://127.0.0.1:{public}")
-    environ.setdefault("WEB_CLASSIFIER_URL", f"http://127.0.0.1:{public}")
+    environ.setdefault("WEB_DETECTOR_URL", f"http://127.0.0.1:{public}/detector")
+    environ.setdefault("WEB_CLASSIFIER_URL", f"http://127.0.0.1:{public}/classifier")
     # One torch thread per replica: 2 x 2 replicas share the cores without oversubscribing.
     environ.setdefault("DETECTOR_TORCH_THREADS", "1")
     environ.setdefault("CLASSIFIER_TORCH_THREADS", "1")

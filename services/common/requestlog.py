@@ -20,6 +20,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 SERVED_BY_HEADER = "X-Served-By"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+_PROBES = {"/metrics", "/healthz", "/readyz"}
+
 access_log = logging.getLogger("vision.access")
 
 
@@ -80,7 +82,7 @@ def install_request_logging(app: Flask, service: str) -> None:
         response.headers[REQUEST_ID_HEADER] = g.request_id
         response.headers[SERVED_BY_HEADER] = served_by
         metrics.REQUESTS.labels(service, endpoint, request.method, response.status_code).inc()
-        if endpoint not in {"/metrics", "/healthz", "/readyz"}:
+        if endpoint not in _PROBES:
             metrics.REQUEST_SECONDS.labels(service, endpoint).observe(elapsed)
         fields = {
             "request_id": g.request_id,
@@ -94,7 +96,12 @@ def install_request_logging(app: Flask, service: str) -> None:
             "bytes_in": request.content_length or 0,
         }
         fields.update(g.log_fields)
-        access_log.info("request", extra={"fields": fields})
+        # Probes and scrapes arrive every few seconds: keep them out of the log unless they
+        # fail or debug logging is on.
+        quiet = endpoint in _PROBES and response.status_code < 400
+        access_log.log(
+            logging.DEBUG if quiet else logging.INFO, "request", extra={"fields": fields}
+        )
         return response
 
     @app.teardown_request

@@ -22,8 +22,9 @@ def stack(stack_weights_dir, tmp_path_factory):
 
 
 def post_photo(url: str, photo: bytes, **kwargs) -> requests.Response:
-    return requests.post(url, files={"image": ("photo.jpg", photo, "image/jpeg")}, timeout=120,
-                         **kwargs)
+    return requests.post(
+        url, files={"image": ("photo.jpg", photo, "image/jpeg")}, timeout=120, **kwargs
+    )
 
 
 def test_requests_are_spread_over_every_replica(stack, images_dir):
@@ -42,8 +43,9 @@ def test_requests_are_spread_over_every_replica(stack, images_dir):
 
 def test_request_id_passes_through_to_the_access_log(stack, images_dir):
     photo = (images_dir / "kite.jpg").read_bytes()
-    response = post_photo(stack.url + "/v1/classify", photo,
-                          headers={"X-Request-ID": "through-nginx-42"})
+    response = post_photo(
+        stack.url + "/v1/classify", photo, headers={"X-Request-ID": "through-nginx-42"}
+    )
     assert response.headers["X-Request-ID"] == "through-nginx-42"
     entries = [e for e in stack.access_entries() if e["request_id"] == "through-nginx-42"]
     assert len(entries) == 1
@@ -59,8 +61,9 @@ def test_per_service_health_is_visible(stack):
 
 def test_oversize_body_gets_json_413_from_nginx(stack):
     body = b"\0" * (21 * 1024 * 1024)
-    response = requests.post(stack.url + "/v1/detect", data=body,
-                             headers={"Content-Type": "image/jpeg"}, timeout=60)
+    response = requests.post(
+        stack.url + "/v1/detect", data=body, headers={"Content-Type": "image/jpeg"}, timeout=60
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 
@@ -72,8 +75,12 @@ def test_too_many_pixels_gets_json_413_from_the_service(stack):
 
     buffer = io.BytesIO()
     Image.new("1", (9000, 9000)).save(buffer, "PNG")  # 81 MP, a few kB on the wire
-    response = requests.post(stack.url + "/v1/classify", data=buffer.getvalue(),
-                             headers={"Content-Type": "image/png"}, timeout=60)
+    response = requests.post(
+        stack.url + "/v1/classify",
+        data=buffer.getvalue(),
+        headers={"Content-Type": "image/png"},
+        timeout=60,
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "image_too_large"
 

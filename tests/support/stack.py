@@ -70,8 +70,9 @@ def run_stack(
     env = {**model_env(weights_dir), **(env or {})}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env.setdefault("WEB_DETECTOR_URL", url)
-    env.setdefault("WEB_CLASSIFIER_URL", url)
+    # The web service calls the models through nginx's per-service prefixes.
+    env.setdefault("WEB_DETECTOR_URL", f"{url}/detector")
+    env.setdefault("WEB_CLASSIFIER_URL", f"{url}/classifier")
     logs = tmp_path / "logs"
     started: list[Server] = []
     try:
