@@ -30,7 +30,9 @@ from services.common.settings import EnvReader, SettingsError
 RUNTIME_DIR_ENV = "VISION_RUNTIME_DIR"
 
 
-def gunicorn_settings(prefix: str, default_port: int, app: str, validate) -> dict:
+def gunicorn_settings(
+    prefix: str, default_port: int, app: str, validate, default_http_threads: int = 4
+) -> dict:
     """Settings for a gunicorn.conf.py. ``validate(env)`` builds the service's settings
     object; a SettingsError stops the start with one line naming the variable."""
     env = EnvReader.from_os(prefix)
@@ -39,7 +41,7 @@ def gunicorn_settings(prefix: str, default_port: int, app: str, validate) -> dic
         host = env.string("HOST", "0.0.0.0")
         port = env.integer("PORT", default_port, 1, 65535)
         workers = env.integer("WORKERS", 1, 1, 64)
-        threads = env.integer("HTTP_THREADS", 4, 1, 256)
+        threads = env.integer("HTTP_THREADS", default_http_threads, 1, 256)
         timeout = env.integer("WORKER_TIMEOUT", 120, 10, 3600)
         graceful = env.integer("GRACEFUL_TIMEOUT", 30, 1, 3600)
     except SettingsError as error:

@@ -10,7 +10,7 @@ import os
 
 from flask import Flask, Response, g, jsonify, request
 
-from services.common.errors import ApiError, install_error_handlers
+from services.common.errors import ApiError
 from services.common.metrics import record_stage_timings, render_metrics
 from services.common.model_service import (
     UNTRAINED_WARNING,
@@ -19,9 +19,9 @@ from services.common.model_service import (
     VisionModel,
 )
 from services.common.readiness import EXIT_ON_LOAD_FAILURE_ENV, workers_ready
-from services.common.requestlog import configure_logging, install_request_logging
+from services.common.requestlog import create_service_app
 from services.common.settings import ServingSettings
-from services.common.uploads import InMemoryRequest, read_uploaded_images
+from services.common.uploads import read_uploaded_images
 
 _WORKER_BOOT_ERROR = 3  # gunicorn's code for "Worker failed to boot": the master stops
 
@@ -37,13 +37,7 @@ def create_model_app(
     load_in_background: bool = True,
 ) -> Flask:
     """Build the app and start loading the model (in a thread unless told otherwise)."""
-    app = Flask(service)
-    app.request_class = InMemoryRequest
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
-    configure_logging(settings.log_level)
-    install_error_handlers(app)
-    install_request_logging(app, service)
+    app = create_service_app(service, service, settings.max_body_bytes, settings.log_level)
 
     pipeline = InferencePipeline(service, model, settings)
     app.extensions["pipeline"] = pipeline

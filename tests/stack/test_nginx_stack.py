@@ -36,7 +36,8 @@ def test_requests_are_spread_over_every_replica(stack, images_dir):
             assert response.status_code == 200, response.text
             served_by.add(response.headers["X-Served-By"])
         assert len(served_by) == 2, f"{service}: {served_by}"
-    upstreams = {e["upstream_addr"] for e in stack.access_entries() if e["uri"] == "/v1/classify"}
+    entries = stack.wait_for_access_entries(lambda e: e["uri"] == "/v1/classify", 8)
+    upstreams = {e["upstream_addr"] for e in entries}
     expected = {s.url.removeprefix("http://") for s in stack.replicas["classifier"]}
     assert upstreams == expected
 
@@ -47,7 +48,7 @@ def test_request_id_passes_through_to_the_access_log(stack, images_dir):
         stack.url + "/v1/classify", photo, headers={"X-Request-ID": "through-nginx-42"}
     )
     assert response.headers["X-Request-ID"] == "through-nginx-42"
-    entries = [e for e in stack.access_entries() if e["request_id"] == "through-nginx-42"]
+    entries = stack.wait_for_access_entries(lambda e: e["request_id"] == "through-nginx-42", 1)
     assert len(entries) == 1
     assert entries[0]["upstream_addr"] and float(entries[0]["upstream_response_time"]) > 0
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,17 @@ class Stack:
     def access_entries(self) -> list[dict]:
         lines = self.access_log.read_text().splitlines() if self.access_log.exists() else []
         return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def wait_for_access_entries(
+        self, predicate: Callable[[dict], bool], count: int, deadline_s: float = 10
+    ) -> list[dict]:
+        """nginx writes a request's log line after the response has gone out: poll for it."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            entries = [e for e in self.access_entries() if predicate(e)]
+            if len(entries) >= count or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.05)
 
 
 def model_env(weights_dir: Path) -> dict[str, str]:

@@ -1,0 +1,614 @@
+"""The OpenAPI 3.1 document of the whole stack as seen through nginx, and the error codes.
+
+One source for ``/openapi.json`` and the ``/docs`` page: the page lists these paths, their
+summaries and their ``x-codeSamples`` (curl), and the error table below.
+"""
+
+from __future__ import annotations
+
+EXAMPLE_BASE_URL = "http://localhost:8080"
+
+# (status, code, meaning): every error code a client can meet through nginx.
+ERROR_CODES: list[tuple[int, str, str]] = [
+    (400, "missing_image", "No image in the request (no `image`/`file` field, empty body)."),
+    (400, "empty_image", "An image field or body holds zero bytes."),
+    (400, "invalid_image", "The bytes are not a readable image, or are truncated or corrupt."),
+    (400, "too_many_images", "More images in one request than the service accepts."),
+    (400, "invalid_parameter", "A query parameter is not a number or is out of its range."),
+    (400, "render_single_image", "`render=1` with several images: rendering returns one."),
+    (400, "bad_request", "The request is malformed (e.g. a broken multipart body)."),
+    (404, "not_found", "No such endpoint."),
+    (405, "method_not_allowed", "The endpoint exists but not for this method (see `Allow`)."),
+    (413, "payload_too_large", "The request body is over MAX_BODY_MB."),
+    (413, "image_too_large", "The image has more pixels than the service's megapixel limit."),
+    (415, "unsupported_media_type", "The Content-Type is not multipart/form-data or an image."),
+    (415, "unsupported_image_format", "An image, but not JPEG, PNG, BMP, WebP, GIF or TIFF."),
+    (500, "internal_error", "The service failed; the details are in its log, not the answer."),
+    (502, "bad_gateway", "nginx: no replica answered properly."),
+    (503, "model_not_ready", "The model is still loading; retry after `Retry-After` seconds."),
+    (503, "unavailable", "nginx: the service has no live replica."),
+    (504, "gateway_timeout", "nginx: the replica did not answer in time."),
+    (508, "upstream_loop", "In a `/v1/models` entry: the web service's URL for that model "
+     "service leads back to itself (misconfiguration)."),
+]  # fmt: skip
+
+
+def _curl(*lines: str) -> list[dict]:
+    return [{"lang": "Shell", "label": "curl", "source": line} for line in lines]
+
+
+def _ref(kind: str, name: str) -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema_name: str, description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("schemas", schema_name)}},
+    }
+
+
+def _errors(*names: str) -> dict:
+    """Shared error responses by status, for an operation's ``responses``."""
+    statuses = {
+        "BadRequest": "400",
+        "MethodNotAllowed": "405",
+        "PayloadTooLarge": "413",
+        "UnsupportedMediaType": "415",
+        "InternalError": "500",
+        "BadGateway": "502",
+        "Unavailable": "503",
+        "GatewayTimeout": "504",
+    }
+    return {statuses[name]: _ref("responses", name) for name in names}
+
+
+_MODEL_ERRORS = _errors(
+    "BadRequest",
+    "MethodNotAllowed",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "InternalError",
+    "BadGateway",
+    "Unavailable",
+    "GatewayTimeout",
+)
+
+_NUMBER = {"type": "number"}
+_BOX = {
+    "type": "object",
+    "description": "Corners in pixels of the original (EXIF-upright) image; origin top-left.",
+    "required": ["x1", "y1", "x2", "y2"],
+    "properties": {key: _NUMBER for key in ("x1", "y1", "x2", "y2")},
+}
+
+SCHEMAS: dict[str, dict] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "enum": sorted({c for _, c, _ in ERROR_CODES})},
+                    "message": {"type": "string", "description": "A sentence for people."},
+                },
+            }
+        },
+    },
+    "ImageSize": {
+        "type": "object",
+        "required": ["width", "height"],
+        "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}},
+    },
+    "ModelSummary": {
+        "type": "object",
+        "required": ["name", "trained", "weights"],
+        "properties": {
+            "name": {"type": "string"},
+            "trained": {"type": "boolean", "description": "false for stand-in weights."},
+            "weights": {"type": "string", "enum": ["official", "stand-in", "user-supplied"]},
+        },
+    },
+    "Timings": {
+        "type": "object",
+        "description": "Milliseconds per stage.",
+        "properties": {
+            stage: _NUMBER
+            for stage in ("decode", "preprocess", "queue", "inference", "postprocess", "total")
+        },
+    },
+    "Warning": {
+        "type": "string",
+        "description": "Present when the model runs on untrained stand-in weights.",
+    },
+    "Box": _BOX,
+    "Detection": {
+        "type": "object",
+        "required": ["label", "class_id", "confidence", "box"],
+        "properties": {
+            "label": {"type": "string"},
+            "class_id": {"type": "integer"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "box": _ref("schemas", "Box"),
+        },
+    },
+    "DetectionResult": {
+        "type": "object",
+        "required": ["detections", "image"],
+        "properties": {
+            "detections": {"type": "array", "items": _ref("schemas", "Detection")},
+            "image": _ref("schemas", "ImageSize"),
+        },
+    },
+    "DetectResponse": {
+        "description": "One image: its result at the top level. Several: `results`.",
+        "oneOf": [
+            {
+                "allOf": [
+                    _ref("schemas", "DetectionResult"),
+                    _ref("schemas", "ResponseCommon"),
+                ]
+            },
+            {
+                "allOf": [
+                    {
+                        "type": "object",
+                        "required": ["results"],
+                        "properties": {
+                            "results": {
+                                "type": "array",
+                                "items": _ref("schemas", "DetectionResult"),
+                            }
+                        },
+                    },
+                    _ref("schemas", "ResponseCommon"),
+                ]
+            },
+        ],
+    },
+    "Prediction": {
+        "type": "object",
+        "required": ["label", "class_id", "confidence"],
+        "properties": {
+            "label": {"type": "string"},
+            "class_id": {"type": "integer"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    },
+    "ClassificationResult": {
+        "type": "object",
+        "required": ["predictions", "image"],
+        "properties": {
+            "predictions": {"type": "array", "items": _ref("schemas", "Prediction")},
+            "image": _ref("schemas", "ImageSize"),
+        },
+    },
+    "ClassifyResponse": {
+        "description": "One image: its result at the top level. Several: `results`.",
+        "oneOf": [
+            {
+                "allOf": [
+                    _ref("schemas", "ClassificationResult"),
+                    _ref("schemas", "ResponseCommon"),
+                ]
+            },
+            {
+                "allOf": [
+                    {
+                        "type": "object",
+                        "required": ["results"],
+                        "properties": {
+                            "results": {
+                                "type": "array",
+                                "items": _ref("schemas", "ClassificationResult"),
+                            }
+                        },
+                    },
+                    _ref("schemas", "ResponseCommon"),
+                ]
+            },
+        ],
+    },
+    "ResponseCommon": {
+        "type": "object",
+        "required": ["model", "timings_ms"],
+        "properties": {
+            "model": _ref("schemas", "ModelSummary"),
+            "timings_ms": _ref("schemas", "Timings"),
+            "warning": _ref("schemas", "Warning"),
+        },
+    },
+    "ModelEntry": {
+        "type": "object",
+        "description": "One model; an unreachable service gives `{service, error}` instead.",
+        "required": ["service"],
+        "properties": {
+            "service": {"type": "string", "enum": ["detector", "classifier"]},
+            "name": {"type": "string"},
+            "task": {"type": "string"},
+            "weights": {
+                "type": "object",
+                "properties": {
+                    "trained": {"type": "boolean"},
+                    "source": {"type": "string"},
+                    "sha256": {"type": "string"},
+                },
+            },
+            "error": {"$ref": "#/components/schemas/Error/properties/error"},
+        },
+    },
+    "Models": {
+        "type": "object",
+        "required": ["models"],
+        "properties": {"models": {"type": "array", "items": _ref("schemas", "ModelEntry")}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "examples": ["alive"]}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "not_ready"]},
+            "service": {"type": "string"},
+        },
+    },
+    "UploadResult": {
+        "type": "object",
+        "description": "Each part is that service's answer, or its error body plus `status`.",
+        "required": ["detection", "classification"],
+        "properties": {
+            "detection": {"oneOf": [_ref("schemas", "DetectResponse"), _ref("schemas", "Error")]},
+            "classification": {
+                "oneOf": [_ref("schemas", "ClassifyResponse"), _ref("schemas", "Error")]
+            },
+        },
+    },
+}
+
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/webp", "image/gif", "image/tiff")
+_BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
+
+REQUEST_BODIES = {
+    "Images": {
+        "required": True,
+        "description": "One or more images as multipart fields named `image` (or `file`), "
+        "or one image as the raw body.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "array", "items": _BINARY},
+                        "file": {"type": "array", "items": _BINARY},
+                    },
+                }
+            },
+            **{
+                mimetype: {"schema": {"type": "string", "contentMediaType": mimetype}}
+                for mimetype in _IMAGE_TYPES
+            },
+        },
+    },
+}
+
+
+def _error_response(description: str, headers: dict | None = None) -> dict:
+    response = _json("Error", description)
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+RESPONSES = {
+    "BadRequest": _error_response(
+        "missing_image, empty_image, invalid_image, too_many_images, invalid_parameter, "
+        "render_single_image, bad_request."
+    ),
+    "PayloadTooLarge": _error_response("payload_too_large or image_too_large."),
+    "UnsupportedMediaType": _error_response("unsupported_media_type, unsupported_image_format."),
+    "InternalError": _error_response("internal_error."),
+    "BadGateway": _error_response("bad_gateway (nginx)."),
+    "MethodNotAllowed": _error_response(
+        "method_not_allowed.", headers={"Allow": {"schema": {"type": "string"}}}
+    ),
+    "Unavailable": _error_response(
+        "model_not_ready (the model is loading) or unavailable (nginx: no live replica).",
+        headers={"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    ),
+    "GatewayTimeout": _error_response("gateway_timeout (nginx)."),
+}
+
+
+def _threshold(name: str, default: float, description: str) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": {"type": "number", "minimum": 0, "maximum": 1, "default": default},
+    }
+
+
+_RENDERED = {
+    "image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}},
+    "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
+}
+_RENDER_HEADERS = {
+    "X-Detections": {
+        "description": "Boxes drawn (rendered answers).",
+        "schema": {"type": "integer"},
+    },
+    "X-Model-Trained": {
+        "description": "`false` for stand-in weights (rendered answers; the picture also "
+        "carries a banner).",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+}
+
+
+_SERVICE_NAMES = {"detector": "detector", "classifier": "classifier", "web": "web demo"}
+
+
+def _healthz(service: str) -> dict:
+    return {
+        "get": {
+            "tags": ["health"],
+            "summary": f"Liveness of a {_SERVICE_NAMES[service]} replica (answers while a "
+            "model still loads).",
+            "responses": {"200": _json("Health", "Alive.")},
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/{service}/healthz"),
+        }
+    }
+
+
+def _readyz(service: str) -> dict:
+    return {
+        "get": {
+            "tags": ["health"],
+            "summary": f"Readiness of the {_SERVICE_NAMES[service]}: 200 when ready to serve, "
+            "else 503.",
+            "responses": {
+                "200": _json("Readiness", "Ready."),
+                "503": _json("Readiness", "Not ready (a model still loading)."),
+            },
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/{service}/readyz"),
+        }
+    }
+
+
+def _metrics(service: str) -> dict:
+    return {
+        "get": {
+            "tags": ["health"],
+            "summary": f"Prometheus metrics of the {_SERVICE_NAMES[service]}, summed over its "
+            "workers.",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/{service}/metrics"),
+        }
+    }
+
+
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+PATHS: dict[str, dict] = {
+    "/v1/detect": {
+        "post": {
+            "tags": ["models"],
+            "summary": "Detect objects (YOLOv3) in one or more images.",
+            "description": "Boxes are in pixels of the original image. With `render=1` or "
+            "`Accept: image/jpeg` / `image/png` the answer is the image with the boxes drawn.",
+            "parameters": [
+                _threshold("conf_threshold", 0.5, "Minimum confidence of a detection."),
+                _threshold("iou_threshold", 0.45, "IoU above which NMS drops a box."),
+                {
+                    "name": "max_detections",
+                    "in": "query",
+                    "description": "Most boxes returned, highest confidence first.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
+                },
+                {
+                    "name": "render",
+                    "in": "query",
+                    "description": "1: answer with the annotated image instead of JSON.",
+                    "schema": {"type": "integer", "enum": [0, 1], "default": 0},
+                },
+            ],
+            "requestBody": _ref("requestBodies", "Images"),
+            "responses": {
+                "200": {
+                    "description": "Detections, or the annotated image when rendering.",
+                    "headers": _RENDER_HEADERS,
+                    "content": {
+                        "application/json": {"schema": _ref("schemas", "DetectResponse")},
+                        **_RENDERED,
+                    },
+                },
+                **_MODEL_ERRORS,
+            },
+            "x-codeSamples": _curl(
+                f"curl -F image=@dog.jpg {EXAMPLE_BASE_URL}/v1/detect",
+                f"curl -F image=@dog.jpg '{EXAMPLE_BASE_URL}/v1/detect?render=1' -o out.jpg",
+                f"curl -F image=@dog.jpg '{EXAMPLE_BASE_URL}/v1/detect?conf_threshold=0.25'",
+                f"curl -H 'Content-Type: image/jpeg' --data-binary @dog.jpg "
+                f"{EXAMPLE_BASE_URL}/v1/detect",
+            ),
+        }
+    },
+    "/v1/classify": {
+        "post": {
+            "tags": ["models"],
+            "summary": "Classify one or more images (ImageNet classes, ResNet).",
+            "parameters": [
+                {
+                    "name": "top_k",
+                    "in": "query",
+                    "description": "How many classes to return, most likely first.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5},
+                }
+            ],
+            "requestBody": _ref("requestBodies", "Images"),
+            "responses": {"200": _json("ClassifyResponse", "Predictions."), **_MODEL_ERRORS},
+            "x-codeSamples": _curl(
+                f"curl -F image=@dog.jpg '{EXAMPLE_BASE_URL}/v1/classify?top_k=5'",
+                f"curl -F image=@dog.jpg -F image=@eagle.jpg {EXAMPLE_BASE_URL}/v1/classify",
+            ),
+        }
+    },
+    "/v1/models": {
+        "get": {
+            "tags": ["models"],
+            "summary": "The models served, with their weights (trained or stand-in).",
+            "description": "Both services' lists in one; a service that is down gives an "
+            "entry with an `error` object instead of failing the whole answer.",
+            "responses": {"200": _json("Models", "Every model, or its service's error.")},
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/v1/models"),
+        }
+    },
+    "/healthz": {
+        "get": {
+            "tags": ["health"],
+            "summary": "Liveness of nginx, the front door.",
+            "responses": {"200": _json("Health", "Alive.")},
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/healthz"),
+        }
+    },
+    **{f"/{service}/healthz": _healthz(service) for service in _SERVICE_NAMES},
+    **{f"/{service}/readyz": _readyz(service) for service in _SERVICE_NAMES},
+    **{f"/{service}/metrics": _metrics(service) for service in _SERVICE_NAMES},
+    "/": {
+        "get": {
+            "tags": ["demo"],
+            "summary": "The demo page: upload a photo, see boxes and the top-5 classes.",
+            "parameters": [
+                {
+                    "name": "lang",
+                    "in": "query",
+                    "description": "Page language; remembered in the `lang` cookie.",
+                    "schema": {"type": "string", "enum": ["en", "zh-CN"]},
+                }
+            ],
+            "responses": {"200": {"description": "HTML page.", "content": _HTML}},
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/"),
+        }
+    },
+    "/upload": {
+        "post": {
+            "tags": ["demo"],
+            "summary": "The demo's form post: detect and classify on the server, answer a "
+            "result page (works without JavaScript).",
+            "description": "With `Accept: application/json` the answer is both services' "
+            "results as JSON, and upload errors are JSON errors.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "image": _BINARY,
+                                "file": _BINARY,
+                                "conf_threshold": {
+                                    "type": "number",
+                                    "minimum": 0,
+                                    "maximum": 1,
+                                    "description": "Passed on to /v1/detect.",
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Result page (each part shows its own error if its "
+                    "service failed), or JSON when asked for.",
+                    "content": {
+                        **_HTML,
+                        "application/json": {"schema": _ref("schemas", "UploadResult")},
+                    },
+                },
+                "400": _error_response(
+                    "missing_image, empty_image, invalid_image, invalid_parameter (JSON when "
+                    "asked for; else the page with the message)."
+                ),
+                "413": _error_response("payload_too_large."),
+                "415": _error_response("unsupported_media_type, unsupported_image_format."),
+            },
+            "x-codeSamples": _curl(
+                f"curl -F image=@dog.jpg {EXAMPLE_BASE_URL}/upload -o result.html",
+                f"curl -H 'Accept: application/json' -F image=@dog.jpg {EXAMPLE_BASE_URL}/upload",
+            ),
+        }
+    },
+    "/docs": {
+        "get": {
+            "tags": ["demo"],
+            "summary": "This API documentation as a page.",
+            "responses": {"200": {"description": "HTML page.", "content": _HTML}},
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/docs"),
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "tags": ["demo"],
+            "summary": "This OpenAPI 3.1 document.",
+            "responses": {
+                "200": {
+                    "description": "The document.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/openapi.json"),
+        }
+    },
+}
+
+# Web service routes that nginx publishes under another path (prefix /web/).
+PUBLIC_PATHS_OF_WEB_ROUTES = {
+    "/healthz": "/web/healthz",
+    "/readyz": "/web/readyz",
+    "/metrics": "/web/metrics",
+}
+
+OPENAPI_DOCUMENT: dict = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Vision serving stack",
+        "version": "1.0.0",
+        "summary": "Object detection (YOLOv3) and image classification (ResNet) over HTTP.",
+        "description": "Every path is relative to the nginx front door. Errors are JSON "
+        '`{"error": {"code", "message"}}`; see the error codes on /docs. Every response '
+        "carries `X-Request-ID` (the caller's, when sane, else a new one) and `X-Served-By` "
+        "(the replica and worker that answered).",
+    },
+    "servers": [{"url": EXAMPLE_BASE_URL, "description": "nginx (docker compose default)"}],
+    "tags": [
+        {"name": "models", "description": "Inference."},
+        {"name": "health", "description": "Liveness, readiness and metrics."},
+        {"name": "demo", "description": "The web demo and these docs."},
+    ],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "requestBodies": REQUEST_BODIES,
+        "responses": RESPONSES,
+    },
+}
+
+
+def operations() -> list[tuple[str, str, dict]]:
+    """(path, METHOD, operation) for every operation, in document order (for /docs)."""
+    return [
+        (path, method.upper(), operation)
+        for path, item in PATHS.items()
+        for method, operation in item.items()
+    ]

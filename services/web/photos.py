@@ -1,0 +1,107 @@
+"""The photo (and the one option) of a form post to ``/upload``, held in memory only.
+
+The web service only checks that the upload is a photo a browser can show (from its
+header; nothing is decoded): the model services decode it and enforce their own limits.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+from flask import Request
+from PIL import Image, UnidentifiedImageError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from services.common.errors import ApiError
+from services.common.imaging import SUPPORTED_FORMATS
+from services.common.uploads import FIELD_NAMES
+
+# Pillow format -> the MIME type the photo is forwarded and shown as.
+_MIMETYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "BMP": "image/bmp",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+}
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded photo, forwarded as-is to the model services."""
+
+    data: bytes
+    filename: str
+    mimetype: str
+
+    def data_uri(self) -> str:
+        """The photo inline (``data:``), so the result page needs no stored file."""
+        return f"data:{self.mimetype};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+def read_photo(request: Request, limit_mb: str) -> Photo:
+    """The one photo of a multipart form (field ``image``, or ``file`` as the original
+    demo named it). The body limit itself is Flask's MAX_CONTENT_LENGTH; ``limit_mb`` only
+    words the error.
+
+    Raises ApiError: 413 ``payload_too_large``; 400 ``missing_image``, ``empty_image``,
+    ``invalid_image`` (declared an image but unreadable); 415 ``unsupported_media_type``
+    (not an image at all), ``unsupported_image_format`` (an image we do not take).
+    """
+    try:
+        files = [f for name in FIELD_NAMES for f in request.files.getlist(name) if f.filename]
+    except RequestEntityTooLarge:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"The request body is larger than the limit of {limit_mb} MB.",
+        ) from None
+    if not files:
+        raise ApiError(
+            400, "missing_image", "No image in the form: send the photo in a field named 'image'."
+        )
+    upload = files[0]
+    data = upload.read()
+    if not data:
+        raise ApiError(400, "empty_image", "The uploaded image is empty.")
+    try:
+        image_format = Image.open(io.BytesIO(data)).format  # reads the header only
+    except (UnidentifiedImageError, OSError, ValueError):
+        if (upload.mimetype or "").startswith("image/"):
+            raise ApiError(400, "invalid_image", "The upload is not a readable image.") from None
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"The upload ({upload.mimetype or 'unknown type'}) is not an image.",
+        ) from None
+    if image_format not in SUPPORTED_FORMATS:
+        raise ApiError(
+            415,
+            "unsupported_image_format",
+            f"Image format {image_format} is not supported; send JPEG, PNG, BMP, WebP, GIF "
+            "or TIFF.",
+        )
+    return Photo(data, upload.filename or "photo", _MIMETYPES[image_format])
+
+
+def read_conf_threshold(request: Request) -> float | None:
+    """The form's ``conf_threshold`` (0..1), or None when the form has none.
+
+    Raises ApiError 400 ``invalid_parameter``.
+    """
+    raw = request.form.get("conf_threshold", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ApiError(
+            400, "invalid_parameter", f"conf_threshold={raw!r} is not a number from 0 to 1."
+        )
+    return value
