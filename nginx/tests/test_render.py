@@ -20,13 +20,21 @@ def nginx_test(tmp_path, text: str) -> subprocess.CompletedProcess:
     config.write_text(text)
     return subprocess.run(
         ["nginx", "-t", "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "e.log")],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
 def test_rendered_config_passes_nginx_t(tmp_path):
-    text = render(NginxConfig(listen="127.0.0.1:18080", upstreams=UPSTREAMS,
-                              runtime_dir=str(tmp_path), error_log=str(tmp_path / "e.log")))
+    text = render(
+        NginxConfig(
+            listen="127.0.0.1:18080",
+            upstreams=UPSTREAMS,
+            runtime_dir=str(tmp_path),
+            error_log=str(tmp_path / "e.log"),
+        )
+    )
     done = nginx_test(tmp_path, text)
     assert done.returncode == 0, done.stderr
     assert "least_conn;" in text and "keepalive 32;" in text
