@@ -92,3 +92,31 @@ def test_generator_scales_to_more_gpus(tmp_path):
         for i in range(4)
     )
     assert ids == ["0", "1", "2", "3"]
+
+
+def test_env_example_documents_the_defaults():
+    """.env.example lists every variable with its default: using it changes nothing."""
+    plain = compose("-f", "compose.yaml", "-f", "compose.gpu.yaml", "config", "--format", "json")
+    with_example = compose(
+        "--env-file",
+        ".env.example",
+        "-f",
+        "compose.yaml",
+        "-f",
+        "compose.gpu.yaml",
+        "config",
+        "--format",
+        "json",
+    )
+    assert with_example.returncode == 0, with_example.stderr
+    assert json.loads(with_example.stdout) == json.loads(plain.stdout)
+    documented = {
+        line.split("=", 1)[0]
+        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    used = set()
+    for name in ("compose.yaml", "compose.gpu.yaml"):
+        text = (REPO_ROOT / name).read_text()
+        used |= {part.split(":")[0].split("}")[0] for part in text.split("${")[1:]}
+    assert used <= documented, f"undocumented: {sorted(used - documented)}"
