@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nginx.render import NginxConfig, max_body_mb_from_env, render
+from nginx.render import NginxConfig, max_body_mb_from_env, parse_upstreams, render
 
 # An upstream needs at least one server; while a service has no replica, requests get
 # nginx's JSON 502 instead of nginx refusing to start.
@@ -70,14 +70,6 @@ def write_config(args, upstreams: dict[str, list[str]]) -> Path:
     return config
 
 
-def parse_services(items: list[str]) -> dict[str, list[str]]:
-    services: dict[str, list[str]] = {}
-    for item in items:
-        name, _, addresses = item.partition("=")
-        services[name] = [a for a in addresses.split(",") if a]
-    return services
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="nginx whose upstreams follow DNS")
     parser.add_argument("--listen", default="8080")
@@ -86,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between lookups")
     parser.add_argument("--nginx", default="nginx")
     args = parser.parse_args(argv)
-    services = parse_services(args.service)
+    services = parse_upstreams(args.service)
 
     upstreams = resolve_all(services)
     config = write_config(args, upstreams)
