@@ -24,7 +24,7 @@ def test_a_service_without_replicas_gets_a_down_placeholder():
 def test_nginx_runs_under_the_supervisor_and_stops_gracefully(tmp_path):
     port = free_port()
     command = [
-        "python3",
+        sys.executable,
         "-m",
         "nginx.upstream_watch",
         "--listen",
