@@ -1,4 +1,4 @@
-"""Shared fixtures: the official darknet files and sample photos in ``<repo>/../shared/data``."""
+"""Detector fixtures on top of the root conftest's ``darknet_dir`` and ``images_dir``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ import pytest
 from PIL import Image
 
 from services.detector.darknet.cfg import DarknetCfg, parse_cfg
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 # The SPP block of darknet's yolov3-spp.cfg, which sits after the third conv of the first head
 # (layer 77) and is followed by one more 1x1 conv; the rest of yolov3-spp.cfg equals yolov3.cfg.
@@ -55,23 +52,6 @@ def make_yolov3_spp_cfg_text(yolov3_text: str) -> str:
     headers = [m.start() for m in re.finditer(r"^\[", yolov3_text, flags=re.MULTILINE)]
     insert_at = headers[1 + 78]  # section 0 is [net]; insert before layer 78
     return yolov3_text[:insert_at] + SPP_BLOCK.lstrip("\n") + yolov3_text[insert_at:]
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
-
-
-@pytest.fixture(scope="session")
-def darknet_dir(shared_data: Path) -> Path:
-    return shared_data / "darknet"
-
-
-@pytest.fixture(scope="session")
-def images_dir(shared_data: Path) -> Path:
-    return shared_data / "images"
 
 
 @pytest.fixture(scope="session")
