@@ -91,6 +91,7 @@ loadtest: venv  ## locust against the running stack: CSV, HTML, plots, SLO gate 
 		$(if $(LOADTEST_RESULTS),--results $(LOADTEST_RESULTS))
 
 bench: venv weights  ## ceiling vs. stack vs. original vs. LitServe/TorchServe -> docs/benchmarks.md
+	scripts/install-system-deps.sh nginx
 	$(PY) -m loadtest.bench --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS) $(BENCH_ARGS)
 
 ab-body: venv  ## multipart body file for ApacheBench (AB_BODY, from AB_PHOTO)

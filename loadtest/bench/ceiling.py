@@ -1,0 +1,170 @@
+"""The ceiling: the bare model on preprocessed tensors, no HTTP, no decoding, best batch size.
+
+    python -m loadtest.bench.ceiling --task classify --weights-dir weights \
+        [--threads 2] [--processes 1] [--batches 1,2,4,8,16,32] [--seconds 4] [--out FILE]
+
+The photos are decoded and preprocessed once (exactly as the services do it: torchvision's
+published transform for the classifier, the letterbox for the detector); then, for each
+batch size, the network runs back to back on batches cycled from those tensors, under
+``torch.inference_mode()``. With ``--processes N`` (each with ``--threads``), N copies run
+the same sweep at the same time, in step (a barrier per batch size), and their images per
+second add up: the most a server made of N single-model workers could reach.
+
+Prints (or writes to --out) JSON: per batch size images/s and the p50/p95/p99 of one batch's
+model time; ``best`` is the batch size with the most images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
+
+DETECTOR_INPUT_SIZE = 416
+MIN_ITERATIONS = 3
+
+
+def build(task: str, weights_dir: Path, detector_model: str, photos_dir: Path):
+    """(network, list of preprocessed Tensor[C, H, W]) for ``task``."""
+    import torch
+    from PIL import Image, ImageOps
+
+    images = [
+        ImageOps.exif_transpose(Image.open(io.BytesIO(p.data))).convert("RGB")
+        for p in load_photos(photos_dir)
+    ]
+    if task == "classify":
+        from torchvision.models import ResNet18_Weights, resnet18
+
+        network = resnet18(weights=None)
+        network.load_state_dict(torch.load(weights_dir / "resnet18.pth", weights_only=True))
+        transform = ResNet18_Weights.DEFAULT.transforms()
+        tensors = [transform(image) for image in images]
+    else:
+        from services.detector.darknet.cfg import parse_cfg
+        from services.detector.darknet.model import build_model
+        from services.detector.darknet.weights import load_darknet_weights
+        from services.detector.yolo import letterbox
+
+        network = build_model(parse_cfg(weights_dir / f"{detector_model}.cfg"), DETECTOR_INPUT_SIZE)
+        load_darknet_weights(network, weights_dir / f"{detector_model}.weights")
+        tensors = [letterbox(image, DETECTOR_INPUT_SIZE)[0] for image in images]
+    return network.eval(), tensors
+
+
+def sweep(args: argparse.Namespace, barrier=None) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    network, tensors = build(args.task, args.weights_dir, args.detector_model, args.photos)
+    results = []
+    with torch.inference_mode():
+        for batch_size in args.batches:
+            batch = torch.stack([tensors[i % len(tensors)] for i in range(batch_size)])
+            network(batch)  # warm-up: allocator and kernels for this shape
+            if barrier is not None:
+                barrier.wait()
+            latencies = []
+            started = time.perf_counter()
+            while time.perf_counter() - started < args.seconds or len(latencies) < MIN_ITERATIONS:
+                tick = time.perf_counter()
+                network(batch)
+                latencies.append((time.perf_counter() - tick) * 1000)
+            elapsed = time.perf_counter() - started
+            if barrier is not None:
+                barrier.wait()
+            ms = np.array(latencies)
+            results.append(
+                {
+                    "batch": batch_size,
+                    "images_per_s": batch_size * len(latencies) / elapsed,
+                    "batch_p50_ms": float(np.percentile(ms, 50)),
+                    "batch_p95_ms": float(np.percentile(ms, 95)),
+                    "batch_p99_ms": float(np.percentile(ms, 99)),
+                    "iterations": len(latencies),
+                }
+            )
+            print(
+                f"ceiling {args.task}: batch {batch_size:>3}: "
+                f"{results[-1]['images_per_s']:.1f} images/s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results
+
+
+def _child(args: argparse.Namespace, barrier, queue) -> None:
+    queue.put(sweep(args, barrier))
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.processes == 1:
+        per_batch = sweep(args)
+    else:
+        context = multiprocessing.get_context("spawn")
+        barrier, queue = context.Barrier(args.processes), context.Queue()
+        children = [
+            context.Process(target=_child, args=(args, barrier, queue))
+            for _ in range(args.processes)
+        ]
+        for child in children:
+            child.start()
+        copies = [queue.get() for _ in children]
+        for child in children:
+            child.join()
+        per_batch = [
+            {
+                **rows[0],
+                "images_per_s": sum(r["images_per_s"] for r in rows),
+                "iterations": sum(r["iterations"] for r in rows),
+            }
+            for rows in zip(*copies, strict=True)
+        ]
+    best = max(per_batch, key=lambda row: row["images_per_s"])
+    return {
+        "task": args.task,
+        "model": "resnet18" if args.task == "classify" else args.detector_model,
+        "processes": args.processes,
+        "threads": args.threads,
+        "per_batch": per_batch,
+        "best": best,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("classify", "detect"), default="classify")
+    parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    parser.add_argument("--detector-model", default="yolov3")
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS_DIR)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--batches", default="1,2,4,8,16,32")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured time per batch size")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run(args)
+    text = json.dumps(result, indent=2) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""`make bench`: the stack against its ceiling, the original approach and two peers, in one run.
+
+    python -m loadtest.bench [--weights-dir weights] [--concurrency 1,4,16] [--duration 20]
+        [--warmup 3] [--only ceiling,stack,baseline,litserve,torchserve]
+        [--tasks classify,detect] [--detector-model yolov3] [--stack-url URL]
+        [--results DIR] [--no-publish]
+
+One after the other, on the same machine, photos and weights files: the ceiling (bare model,
+loadtest/bench/ceiling.py), this stack through nginx, the original write-up's Flask servers
+(loadtest/bench/baseline), LitServe and TorchServe (their own venv, .venv-bench). Each is
+started on free loopback ports, loaded at every concurrency level, and stopped before the
+next starts. A peer that cannot run is recorded with the exact reason; the others go on.
+
+Writes results/bench/<date-time>/ (results.json, results.md, plots, server logs) and, unless
+--no-publish, the generated part of docs/benchmarks.md and docs/img/bench_*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from loadtest.bench import contenders
+from loadtest.bench.client import run_level
+from loadtest.bench.peer_venv import DEFAULT_VENV, PeerUnavailable, ensure_peer_venv
+from loadtest.bench.publish import write_outputs
+from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
+from services.common.weights import inspect_weights
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTENDERS = ("ceiling", "stack", "baseline", "litserve", "torchserve")
+TASKS = ("classify", "detect")
+PEERS_TASKS = ("classify",)  # the peers serve the classifier weights only
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--weights-dir", type=Path, default=REPO_ROOT / "weights")
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS_DIR)
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured s per level")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured s per level")
+    parser.add_argument("--only", default=",".join(CONTENDERS))
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--detector-model", default="yolov3", choices=("yolov3", "yolov3-tiny"))
+    parser.add_argument("--ceiling-seconds", type=float, default=4.0)
+    parser.add_argument("--stack-url", default=None, help="bench a running stack instead")
+    parser.add_argument("--peer-venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-publish", action="store_true", help="leave docs/ alone")
+    args = parser.parse_args(argv)
+    args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    args.only = [c.strip() for c in args.only.split(",") if c.strip()]
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = (set(args.only) - set(CONTENDERS)) | (set(args.tasks) - set(TASKS))
+    if unknown:
+        parser.error(f"unknown contender(s)/task(s): {sorted(unknown)}")
+    return args
+
+
+def cpu_busy_fraction(seconds: float = 2.0) -> float:
+    """Share of the machine's CPU time spent busy over ``seconds`` (others' load, when idle)."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values), idle
+
+    total_0, idle_0 = sample()
+    time.sleep(seconds)
+    total_1, idle_1 = sample()
+    return 1.0 - (idle_1 - idle_0) / max(1, total_1 - total_0)
+
+
+def describe_machine() -> dict:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+        memory = f"{kib / 2**20:.0f} GiB"
+    os_name = platform.platform()
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    import torch  # only for its version and thread defaults
+
+    return {
+        "cpu": cpu,
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory": memory,
+        "os": os_name,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "torch": f"{torch.__version__} (default intra-op threads {torch.get_num_threads()})",
+    }
+
+
+def weights_summary(weights_dir: Path, detector_model: str, tasks: list[str]) -> str:
+    files = []
+    if "classify" in tasks:
+        files.append(weights_dir / "resnet18.pth")
+    if "detect" in tasks:
+        files.append(weights_dir / f"{detector_model}.weights")
+    described = []
+    for path in files:
+        info = inspect_weights(path, {})
+        kind = "trained" if info.source != "stand-in" else "untrained stand-in"
+        described.append(f"{path.name} ({kind}, sha256 {info.sha256[:12]})")
+    return ", ".join(described)
+
+
+def missing_files(weights_dir: Path, detector_model: str, tasks: list[str]) -> list[str]:
+    needed = ["resnet18.pth"] if "classify" in tasks else []
+    if "detect" in tasks:
+        needed += [f"{detector_model}.cfg", f"{detector_model}.weights", "coco.names"]
+    return [name for name in needed if not (weights_dir / name).is_file()]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, out: Path):
+        self.args = args
+        self.out = out
+        self.photos = load_photos(args.photos)
+        self.results: dict = {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "command": "python -m loadtest.bench " + " ".join(sys.argv[1:]),
+            "machine": describe_machine(),
+            "settings": {
+                "concurrency": args.concurrency,
+                "warmup_s": args.warmup,
+                "duration_s": args.duration,
+                "photos": [p.name for p in self.photos],
+                "seed": args.seed,
+                "detector_model": args.detector_model,
+                "weights": weights_summary(args.weights_dir, args.detector_model, args.tasks),
+            },
+            "ceiling": {},
+            "runs": [],
+            "skipped": [],
+        }
+
+    def save(self) -> Path:
+        path = self.out / "results.json"
+        path.write_text(json.dumps(self.results, indent=2) + "\n")
+        return path
+
+    def skip(self, contender: str, tasks, reason: str) -> None:
+        for task in tasks:
+            print(f"bench: {contender} ({task}) cannot run here: {reason}", flush=True)
+            self.results["skipped"].append({"contender": contender, "task": task, "reason": reason})
+
+    def ceiling(self) -> None:
+        layouts = ((1, 2), (2, 1))  # (processes, threads): both fill the 2 cores
+        batches = {"classify": "1,2,4,8,16,32", "detect": "1,2,4,8"}
+        for task in self.args.tasks:
+            for processes, threads in layouts:
+                out = self.out / f"ceiling-{task}-{processes}x{threads}.json"
+                command = [
+                    sys.executable,
+                    "-m",
+                    "loadtest.bench.ceiling",
+                    "--task",
+                    task,
+                    "--weights-dir",
+                    str(self.args.weights_dir),
+                    "--detector-model",
+                    self.args.detector_model,
+                    "--photos",
+                    str(self.args.photos),
+                    "--processes",
+                    str(processes),
+                    "--threads",
+                    str(threads),
+                    "--batches",
+                    batches[task],
+                    "--seconds",
+                    str(self.args.ceiling_seconds),
+                    "--out",
+                    str(out),
+                ]
+                print(f"bench: ceiling {task}, {processes} x {threads} threads", flush=True)
+                subprocess.run(command, cwd=REPO_ROOT, check=True)
+                self.results["ceiling"].setdefault(task, []).append(json.loads(out.read_text()))
+                self.save()
+
+    def load(self, contender: str, task: str, endpoint: contenders.Endpoint, busy: float) -> None:
+        levels = []
+        for concurrency in self.args.concurrency:
+            result = run_level(
+                endpoint.send,
+                endpoint.check,
+                self.photos,
+                concurrency,
+                self.args.warmup,
+                self.args.duration,
+                self.args.seed,
+            )
+            levels.append(result.as_dict())
+            p95 = "-" if result.p95_ms is None else f"{result.p95_ms:.0f} ms"
+            print(
+                f"bench: {contender:<10} {task:<8} c={concurrency:<3} "
+                f"{result.images_per_s:7.2f} images/s  p95 {p95}  "
+                f"failures {result.failures}/{result.answers}"
+                + (f"  first: {result.first_failure}" if result.first_failure else ""),
+                flush=True,
+            )
+        self.results["runs"].append(
+            {
+                "contender": contender,
+                "task": task,
+                "settings": endpoint.settings,
+                "busy_before": round(busy, 3),
+                "levels": levels,
+            }
+        )
+        self.save()
+
+    def stack(self) -> None:
+        busy = cpu_busy_fraction()
+        if self.args.stack_url:
+            manager = contenders.external_stack(self.args.stack_url)
+        else:
+            manager = contenders.stack(
+                self.args.weights_dir, self.args.detector_model, self.out / "stack"
+            )
+        print("bench: starting the stack", flush=True)
+        with manager as endpoints:
+            for task in self.args.tasks:
+                self.load("stack", task, endpoints[task], busy)
+
+    def baseline(self) -> None:
+        for task in self.args.tasks:
+            busy = cpu_busy_fraction()
+            with contenders.baseline(
+                task, self.args.weights_dir, self.args.detector_model, self.out
+            ) as endpoint:
+                self.load("baseline", task, endpoint, busy)
+
+    def peer(self, name: str) -> None:
+        tasks = [t for t in self.args.tasks if t in PEERS_TASKS]
+        if not tasks:
+            return
+        try:
+            python = ensure_peer_venv(self.args.peer_venv, log_path=self.out / "peer-venv.log")
+        except (PeerUnavailable, OSError) as error:
+            self.skip(name, tasks, str(error))
+            return
+        starter = contenders.litserve if name == "litserve" else contenders.torchserve
+        busy = cpu_busy_fraction()
+        try:
+            with starter(python, self.args.weights_dir, self.out) as endpoint:
+                for task in tasks:
+                    self.load(name, task, endpoint, busy)
+        except (PeerUnavailable, RuntimeError, TimeoutError) as error:
+            self.skip(name, tasks, str(error).strip().splitlines()[0][:500])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = missing_files(args.weights_dir, args.detector_model, args.tasks)
+    if missing:
+        print(
+            f"bench: missing in {args.weights_dir}: {', '.join(missing)} (run `make weights`)",
+            file=sys.stderr,
+        )
+        return 2
+    out = args.results or REPO_ROOT / "results" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    busy = cpu_busy_fraction(3.0)
+    bench = Bench(args, out)
+    bench.results["machine"]["busy_before"] = (
+        f"{busy:.0%} of the CPU busy with other work when the run started"
+    )
+    bench.results["settings"]["busy_before_fraction"] = round(busy, 3)
+    if busy > 0.2:
+        print(
+            f"bench: WARNING: {busy:.0%} of the CPU is busy with other work; "
+            "the figures will be low and noisy",
+            flush=True,
+        )
+    print(f"bench: results in {out}", flush=True)
+    steps = {
+        "ceiling": bench.ceiling,
+        "stack": bench.stack,
+        "baseline": bench.baseline,
+        "litserve": lambda: bench.peer("litserve"),
+        "torchserve": lambda: bench.peer("torchserve"),
+    }
+    for name in CONTENDERS:
+        if name not in args.only:
+            continue
+        try:
+            steps[name]()
+        except Exception as error:  # one contender failing must not lose the others' figures
+            traceback.print_exc()
+            measured = {run["task"] for run in bench.results["runs"] if run["contender"] == name}
+            reason = f"{type(error).__name__}: " + (str(error).strip().splitlines() or [""])[0]
+            bench.skip(name, [t for t in args.tasks if t not in measured], reason[:500])
+    bench.results["duration_s"] = time.monotonic() - started
+    results_path = bench.save()
+    report = write_outputs(results_path, publish=not args.no_publish)
+    print(report.read_text())
+    where = "docs/benchmarks.md and docs/img/" if not args.no_publish else str(out)
+    print(f"bench: done in {bench.results['duration_s'] / 60:.1f} min; written to {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The benchmark's tables, ratios and docs block, from a synthetic results.json."""
+
+from __future__ import annotations
+
+import json
+
+from loadtest.bench import publish
+
+
+def level(c, rate, p95):
+    return {
+        "concurrency": c,
+        "window_s": 20,
+        "answers": 100,
+        "failures": 0,
+        "images_per_s": rate,
+        "p50_ms": p95 / 2,
+        "p95_ms": p95,
+        "p99_ms": p95 * 1.2,
+        "mean_ms": p95 / 2,
+        "client_cpu_ms_per_request": 1.0,
+        "first_failure": None,
+    }
+
+
+def ceiling(processes, threads, rate):
+    row = {
+        "batch": 8,
+        "images_per_s": rate,
+        "batch_p50_ms": 200.0,
+        "batch_p95_ms": 210.0,
+        "batch_p99_ms": 220.0,
+        "iterations": 50,
+    }
+    return {
+        "task": "classify",
+        "model": "resnet18",
+        "processes": processes,
+        "threads": threads,
+        "per_batch": [row],
+        "best": row,
+    }
+
+
+RESULTS = {
+    "started": "2026-01-01 00:00:00 UTC",
+    "duration_s": 600,
+    "command": "python -m loadtest.bench",
+    "machine": {"cpu": "AMD EPYC", "cpus": 2, "memory": "24 GiB"},
+    "settings": {
+        "concurrency": [1, 4],
+        "warmup_s": 3,
+        "duration_s": 20,
+        "photos": ["dog.jpg"],
+        "seed": 7,
+        "detector_model": "yolov3",
+        "weights": "resnet18.pth (untrained stand-in)",
+    },
+    "ceiling": {"classify": [ceiling(1, 2, 40.0), ceiling(2, 1, 44.0)]},
+    "runs": [
+        {
+            "contender": "stack",
+            "task": "classify",
+            "settings": {"processes": "2 replicas"},
+            "levels": [level(1, 20.0, 60), level(4, 36.0, 150)],
+        },
+        {
+            "contender": "torchserve",
+            "task": "classify",
+            "settings": {"processes": "2 workers"},
+            "levels": [level(1, 10.0, 120), level(4, 30.0, 300)],
+        },
+    ],
+    "skipped": [{"contender": "litserve", "task": "classify", "reason": "boom: exact reason"}],
+}
+
+
+def test_tables_and_ratios():
+    text = publish.markdown(RESULTS)
+    assert "| this stack (nginx + gunicorn replicas) | 4 | 36.0 | 75 | 150 | 180 | 0/100 |" in text
+    # c=4: 36/40 of the ceiling, 36/44 of 2 processes, 36/30 of TorchServe, p95 150/300
+    assert "| 4 | 36.0 | 0.90x | 0.82x | 1.20x | 0.50x |" in text
+    assert "litserve (classify): `boom: exact reason`" in text
+    assert "| 2 processes x 1 thread (sum) | 8 | **44.0** |" in text
+
+
+def test_readme_table_uses_the_highest_concurrency():
+    table = publish.readme_table(RESULTS)
+    assert "4 concurrent clients" in table
+    assert "| bare model, no HTTP (ceiling, batch 8) | 40.0 | - | 0.90x |" in table
+    assert "| TorchServe 0.12.0 | 30.0 | 300 | 1.20x |" in table
+
+
+def test_the_docs_block_is_replaced_in_place(tmp_path, monkeypatch):
+    doc = f"# Benchmarks\n\nprose before\n\n{publish.BEGIN}\nold\n{publish.END}\n\nprose after\n"
+    replaced = publish.replace_block(doc, "new table")
+    assert "old" not in replaced and "new table" in replaced
+    assert replaced.startswith("# Benchmarks\n\nprose before") and "prose after" in replaced
+    assert publish.replace_block("# B\n", "x").endswith(f"{publish.BEGIN}\n\nx\n\n{publish.END}\n")
+
+    monkeypatch.setattr(publish, "DOCS", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(publish, "DOCS_IMG", tmp_path / "img")
+    (tmp_path / "benchmarks.md").write_text(doc)
+    results = tmp_path / "run" / "results.json"
+    results.parent.mkdir()
+    results.write_text(json.dumps(RESULTS))
+    publish.write_outputs(results, publish=True)
+    assert (tmp_path / "img" / "bench_classify.png").stat().st_size < 80_000
+    assert "prose after" in (tmp_path / "benchmarks.md").read_text()
+    assert (tmp_path / "run" / "readme_table.md").read_text().startswith("| ResNet18")
