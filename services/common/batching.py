@@ -12,8 +12,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -52,8 +53,22 @@ class DynamicBatcher:
         self._on_batch = on_batch
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._batches_run = 0
+        self._preparing = 0  # requests decoding/preprocessing now: inputs that will come
+        self._preparing_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self._thread.start()
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Wrap a request's decode + preprocess: while any is under way, a batch waits up to
+        ``max_wait_s`` for its input; when none is, a lone request runs at once."""
+        with self._preparing_lock:
+            self._preparing += 1
+        try:
+            yield
+        finally:
+            with self._preparing_lock:
+                self._preparing -= 1
 
     def run(self, tensors: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, BatchTiming]]:
         """Queue each tensor (one image, no batch dimension) and wait for its output row."""
@@ -70,8 +85,14 @@ class DynamicBatcher:
         batch = [first]
         deadline = time.perf_counter() + self._max_wait_s
         while len(batch) < self._max_batch:
+            # Waiting only pays when another request is about to queue its input.
+            wait = deadline - time.perf_counter() if self._preparing else 0.0
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+                item = (
+                    self._queue.get(timeout=max(0.0, wait))
+                    if wait > 0
+                    else (self._queue.get_nowait())
+                )
             except queue.Empty:
                 break
             if item is None:

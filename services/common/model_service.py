@@ -138,13 +138,14 @@ class InferencePipeline:
         timings = {"decode": 0.0, "preprocess": 0.0}
         prepared: list[PreparedImage] = []
         tensors: list[torch.Tensor] = []
-        for blob in blobs:
-            with timed(timings, "decode"):
-                image = decode_image(blob, self.settings.max_pixels)
-            with timed(timings, "preprocess"):
-                tensor, meta = self.model.preprocess(image)
-            prepared.append(PreparedImage(image.width, image.height, meta))
-            tensors.append(tensor)
+        with self._batcher.preparing():
+            for blob in blobs:
+                with timed(timings, "decode"):
+                    image = decode_image(blob, self.settings.max_pixels)
+                with timed(timings, "preprocess"):
+                    tensor, meta = self.model.preprocess(image)
+                prepared.append(PreparedImage(image.width, image.height, meta))
+                tensors.append(tensor)
         outputs = self._batcher.run(tensors)
         for item, (output, _) in zip(prepared, outputs, strict=True):
             item.output = output

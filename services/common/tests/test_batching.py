@@ -53,3 +53,39 @@ def test_an_inference_error_reaches_every_caller_and_the_batcher_survives():
         batcher.run([torch.zeros(1)])
     assert batcher.run([torch.ones(1)])[0][0].item() == 1.0
     batcher.close()
+
+
+def test_a_lone_request_does_not_wait_for_company():
+    batcher = DynamicBatcher(lambda batch: batch, max_batch=8, max_wait_s=30.0)
+    done = threading.Event()
+    threading.Thread(target=lambda: (batcher.run([torch.zeros(1)]), done.set())).start()
+    # With a 30 s batch window, only the no-one-else-is-coming rule can answer this in time.
+    assert done.wait(10)
+    batcher.close()
+
+
+def test_a_request_still_preparing_is_waited_for():
+    sizes = []
+    batcher = DynamicBatcher(
+        lambda b: (sizes.append(b.shape[0]), b)[1], max_batch=8, max_wait_s=30.0
+    )
+    second_is_preparing = threading.Event()
+    second_may_queue = threading.Event()
+    results = []
+
+    def second():
+        with batcher.preparing():
+            second_is_preparing.set()
+            second_may_queue.wait(10)
+        results.append(batcher.run([torch.ones(1)]))
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    assert second_is_preparing.wait(10)  # it decodes while the first one queues
+    first = threading.Thread(target=lambda: results.append(batcher.run([torch.zeros(1)])))
+    first.start()
+    second_may_queue.set()
+    first.join(20)
+    worker.join(20)
+    batcher.close()
+    assert sizes == [2]
