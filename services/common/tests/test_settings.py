@@ -40,3 +40,24 @@ def test_bad_values_name_the_variable(values, message):
 def test_workers_times_threads_may_not_exceed_the_cpus():
     with pytest.raises(SettingsError, match="SVC_WORKERS=64 x SVC_TORCH_THREADS=1 exceeds"):
         ServingSettings.from_env(reader(SVC_TORCH_THREADS="1"), workers=64)
+
+
+def test_cpu_quota_from_cgroup_v2_and_v1(tmp_path):
+    from services.common.settings import available_cpus, cgroup_cpu_quota
+
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(v2) == 1.5
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(v2) is None
+
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path / "v1") == 1.0
+    assert available_cpus(tmp_path / "v1") == 1
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(tmp_path / "v1") is None
+    assert cgroup_cpu_quota(tmp_path / "nothing") is None
