@@ -14,18 +14,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services.common.imaging import FORMAT_MIMETYPES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS_DIR = REPO_ROOT.parent / "shared" / "data" / "images"
-
-_MIMETYPES = {
-    "JPEG": "image/jpeg",
-    "MPO": "image/jpeg",
-    "PNG": "image/png",
-    "BMP": "image/bmp",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "TIFF": "image/tiff",
-}
 
 
 class PhotosError(ValueError):
@@ -50,7 +42,7 @@ def read_photo(path: Path) -> Photo:
     data = path.read_bytes()
     try:
         with Image.open(io.BytesIO(data)) as image:
-            mimetype = _MIMETYPES.get(image.format or "")
+            mimetype = FORMAT_MIMETYPES.get(image.format or "")
             upright = ImageOps.exif_transpose(image)
             width, height = upright.size
     except (UnidentifiedImageError, OSError) as error:

@@ -59,22 +59,39 @@ class DynamicBatcher:
         self._thread.start()
 
     @contextmanager
-    def preparing(self) -> Iterator[None]:
-        """Wrap a request's decode + preprocess: while any is under way, a batch waits up to
-        ``max_wait_s`` for its input; when none is, a lone request runs at once."""
+    def preparing(self) -> Iterator[Callable[[], None]]:
+        """Wrap a request's decode + preprocess + ``run``: while any request is preparing,
+        a batch waits up to ``max_wait_s`` for its input; when none is, a lone request runs
+        at once. Pass the yielded callback to ``run`` as ``on_queued``: the request stops
+        counting only once its inputs are in the queue, so there is no moment at which it
+        is invisible to the batcher."""
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._preparing_lock:
+                if not released:
+                    self._preparing -= 1
+                    released = True
+
         with self._preparing_lock:
             self._preparing += 1
         try:
-            yield
+            yield release
         finally:
-            with self._preparing_lock:
-                self._preparing -= 1
+            release()
 
-    def run(self, tensors: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, BatchTiming]]:
+    def run(
+        self,
+        tensors: Sequence[torch.Tensor],
+        on_queued: Callable[[], None] | None = None,
+    ) -> list[tuple[torch.Tensor, BatchTiming]]:
         """Queue each tensor (one image, no batch dimension) and wait for its output row."""
         items = [_Item(t) for t in tensors]
         for item in items:
             self._queue.put(item)
+        if on_queued:
+            on_queued()
         return [item.future.result() for item in items]
 
     def close(self) -> None:

@@ -16,6 +16,16 @@ from services.common.errors import ApiError
 
 # Formats a browser or camera produces; anything else Pillow can read is refused with 415.
 SUPPORTED_FORMATS = {"JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "MPO"}
+# Pillow format -> the MIME type a photo of that format is sent or shown as.
+FORMAT_MIMETYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "BMP": "image/bmp",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+}
 SUPPORTED_CONTENT_TYPES = {
     "image/jpeg",
     "image/jpg",

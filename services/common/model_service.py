@@ -138,7 +138,7 @@ class InferencePipeline:
         timings = {"decode": 0.0, "preprocess": 0.0}
         prepared: list[PreparedImage] = []
         tensors: list[torch.Tensor] = []
-        with self._batcher.preparing():
+        with self._batcher.preparing() as queued:
             for blob in blobs:
                 with timed(timings, "decode"):
                     image = decode_image(blob, self.settings.max_pixels)
@@ -146,7 +146,7 @@ class InferencePipeline:
                     tensor, meta = self.model.preprocess(image)
                 prepared.append(PreparedImage(image.width, image.height, meta))
                 tensors.append(tensor)
-        outputs = self._batcher.run(tensors)
+            outputs = self._batcher.run(tensors, on_queued=queued)
         for item, (output, _) in zip(prepared, outputs, strict=True):
             item.output = output
         timings["queue"] = max(timing.queue_ms for _, timing in outputs)

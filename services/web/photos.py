@@ -15,19 +15,8 @@ from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.common.errors import ApiError
-from services.common.imaging import SUPPORTED_FORMATS
+from services.common.imaging import FORMAT_MIMETYPES, SUPPORTED_FORMATS
 from services.common.uploads import FIELD_NAMES
-
-# Pillow format -> the MIME type the photo is forwarded and shown as.
-_MIMETYPES = {
-    "JPEG": "image/jpeg",
-    "MPO": "image/jpeg",
-    "PNG": "image/png",
-    "BMP": "image/bmp",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "TIFF": "image/tiff",
-}
 
 
 @dataclass(frozen=True)
@@ -85,7 +74,7 @@ def read_photo(request: Request, limit_mb: str) -> Photo:
             f"Image format {image_format} is not supported; send JPEG, PNG, BMP, WebP, GIF "
             "or TIFF.",
         )
-    return Photo(data, upload.filename or "photo", _MIMETYPES[image_format])
+    return Photo(data, upload.filename or "photo", FORMAT_MIMETYPES[image_format])
 
 
 def read_conf_threshold(request: Request) -> float | None:

@@ -74,18 +74,27 @@ def test_a_request_still_preparing_is_waited_for():
     results = []
 
     def second():
-        with batcher.preparing():
+        with batcher.preparing() as queued:
             second_is_preparing.set()
             second_may_queue.wait(10)
-        results.append(batcher.run([torch.ones(1)]))
+            results.append(batcher.run([torch.ones(1)], on_queued=queued))
 
     worker = threading.Thread(target=second)
     worker.start()
     assert second_is_preparing.wait(10)  # it decodes while the first one queues
-    first = threading.Thread(target=lambda: results.append(batcher.run([torch.zeros(1)])))
-    first.start()
+    first_is_queued = threading.Event()
+
+    def first():
+        with batcher.preparing() as queued:
+            results.append(
+                batcher.run([torch.zeros(1)], on_queued=lambda: (queued(), first_is_queued.set()))
+            )
+
+    first_thread = threading.Thread(target=first)
+    first_thread.start()
+    assert first_is_queued.wait(10)
     second_may_queue.set()
-    first.join(20)
+    first_thread.join(20)
     worker.join(20)
     batcher.close()
     assert sizes == [2]
