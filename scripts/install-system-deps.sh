@@ -6,7 +6,7 @@ set -euo pipefail
 
 declare -A PACKAGES=(
   [nginx]="nginx"
-  [chromium]="chromium"
+  [chromium]="chromium fonts-wqy-microhei"
   [docker]="docker.io debootstrap"
 )
 declare -A PROBES=(
