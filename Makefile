@@ -80,7 +80,7 @@ AB_URL ?= $(LOADTEST_URL)/v1/classify?top_k=5
 AB_REQUESTS ?= 200
 AB_CONCURRENCY ?= 4
 
-.PHONY: loadtest bench ab-body ab
+.PHONY: loadtest bench bench-detector ab-body ab
 
 loadtest: venv  ## locust against the running stack: CSV, HTML, plots, SLO gate (results/loadtest/)
 	$(PY) -m loadtest.run --url $(LOADTEST_URL) --users $(LOADTEST_USERS) \
@@ -93,6 +93,9 @@ loadtest: venv  ## locust against the running stack: CSV, HTML, plots, SLO gate 
 bench: venv weights  ## ceiling vs. stack vs. original vs. LitServe/TorchServe -> docs/benchmarks.md
 	scripts/install-system-deps.sh nginx
 	$(PY) -m loadtest.bench --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS) $(BENCH_ARGS)
+
+bench-detector: venv weights  ## detector per-stage times, yolov3-tiny and yolov3, vs. the bare model
+	$(PY) -m loadtest.bench.detector_stages --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
 
 ab-body: venv  ## multipart body file for ApacheBench (AB_BODY, from AB_PHOTO)
 	$(PY) -m loadtest.ab_body --photo $(AB_PHOTO) --out $(AB_BODY)
