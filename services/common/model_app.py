@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, g, jsonify, request
 
 from services.common.errors import ApiError
-from services.common.metrics import record_stage_timings, render_metrics
+from services.common.metrics import record_stage_timings
 from services.common.model_service import (
     UNTRAINED_WARNING,
     InferencePipeline,
@@ -19,7 +19,7 @@ from services.common.model_service import (
     VisionModel,
 )
 from services.common.readiness import EXIT_ON_LOAD_FAILURE_ENV, workers_ready
-from services.common.requestlog import create_service_app
+from services.common.service_app import create_service_app
 from services.common.settings import ServingSettings
 from services.common.uploads import read_uploaded_images
 
@@ -43,10 +43,6 @@ def create_model_app(
     app.extensions["pipeline"] = pipeline
     on_failure = _exit_worker if os.environ.get(EXIT_ON_LOAD_FAILURE_ENV) else None
     pipeline.start(background=load_in_background, on_failure=on_failure)
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="alive", service=service)
 
     @app.get("/readyz")
     def readyz():
@@ -75,11 +71,6 @@ def create_model_app(
             "batch_wait_ms": settings.batch_wait_ms,
         }
         return jsonify(models=[entry])
-
-    @app.get("/metrics")
-    def prometheus_metrics():
-        body, content_type = render_metrics()
-        return Response(body, content_type=content_type)
 
     return app
 

@@ -108,24 +108,3 @@ def install_request_logging(app: Flask, service: str) -> None:
     def _teardown(_exc):
         if hasattr(g, "started"):
             metrics.IN_FLIGHT.labels(service).dec()
-
-
-def create_service_app(import_name: str, service: str, max_body_bytes: int, log_level: str):
-    """A Flask app with what every service shares: JSON errors and logs, request ids, the
-    body limit, uploads kept in memory, and client addresses taken from nginx's headers."""
-    from flask import Flask
-    from werkzeug.middleware.proxy_fix import ProxyFix
-
-    from services.common.errors import install_error_handlers
-    from services.common.uploads import InMemoryRequest
-
-    app = Flask(import_name)
-    # One trusted proxy (nginx) in front: log the client's address, not nginx's.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
-    app.request_class = InMemoryRequest
-    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
-    app.json.sort_keys = False
-    configure_logging(log_level)
-    install_error_handlers(app)
-    install_request_logging(app, service)
-    return app

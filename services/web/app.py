@@ -13,8 +13,7 @@ from flask import Flask, Response, g, jsonify, make_response, render_template, r
 from markupsafe import Markup, escape
 
 from services.common.errors import ApiError
-from services.common.metrics import render_metrics
-from services.common.requestlog import create_service_app
+from services.common.service_app import create_service_app
 from services.web import openapi, results_view
 from services.web.boxes import class_colour, overlay_boxes
 from services.web.i18n import LANGUAGE_COOKIE, Translator, catalogue, choose_language, languages
@@ -98,19 +97,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="alive", service=SERVICE)
-
     @app.get("/readyz")
     def readyz():
         # Nothing to load: the page works (and shows per-part errors) with models down.
         return jsonify(status="ready", service=SERVICE)
-
-    @app.get("/metrics")
-    def prometheus_metrics():
-        body, content_type = render_metrics()
-        return Response(body, content_type=content_type)
 
     @app.get("/")
     def index():
