@@ -34,7 +34,6 @@ MIN_ITERATIONS = 3
 
 def build(task: str, weights_dir: Path, detector_model: str, photos_dir: Path):
     """(network, list of preprocessed Tensor[C, H, W]) for ``task``."""
-    import torch
     from PIL import Image, ImageOps
 
     images = [
@@ -42,10 +41,12 @@ def build(task: str, weights_dir: Path, detector_model: str, photos_dir: Path):
         for p in load_photos(photos_dir)
     ]
     if task == "classify":
-        from torchvision.models import ResNet18_Weights, resnet18
+        from torchvision.models import ResNet18_Weights
 
-        network = resnet18(weights=None)
-        network.load_state_dict(torch.load(weights_dir / "resnet18.pth", weights_only=True))
+        from services.classifier.model import build_network, load_state_dict_file
+
+        network = build_network("resnet18")
+        load_state_dict_file(network, weights_dir / "resnet18.pth")
         transform = ResNet18_Weights.DEFAULT.transforms()
         tensors = [transform(image) for image in images]
     else:
