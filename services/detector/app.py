@@ -62,18 +62,11 @@ def create_app(environ: Mapping[str, str] | None = None, load_in_background: boo
         with timed(result.timings_ms, "postprocess"):
             for item in result.images:
                 detections = postprocess(item.output, item.meta.letterbox, conf, iou, limit)
-                for detection in detections:
-                    detection["label"] = model.class_names[detection["class_id"]]
                 per_image.append(
                     {
+                        # The label first: it is what people read in the JSON.
                         "detections": [
-                            {
-                                "label": d["label"],
-                                "class_id": d["class_id"],
-                                "confidence": d["confidence"],
-                                "box": d["box"],
-                            }
-                            for d in detections
+                            {"label": model.class_names[d["class_id"]], **d} for d in detections
                         ],
                         "image": {"width": item.width, "height": item.height},
                     }
