@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system programs the stack and its tests start for real, when missing:
 # nginx (the public port), chromium (browser tests), docker.io + debootstrap (container
-# tests). Usage: scripts/install-system-deps.sh [nginx] [chromium] [docker]
+# tests; docker-registry for the Swarm test). Usage: scripts/install-system-deps.sh [nginx] [chromium] [docker]
 set -euo pipefail
 
 declare -A PACKAGES=(
   [nginx]="nginx"
   [chromium]="chromium fonts-wqy-microhei"
-  [docker]="docker.io debootstrap"
+  [docker]="docker.io debootstrap docker-registry"
 )
 declare -A PROBES=(
   [nginx]="/usr/sbin/nginx"
   [chromium]="/usr/bin/chromium"
-  [docker]="/usr/sbin/dockerd /usr/sbin/debootstrap"
+  [docker]="/usr/sbin/dockerd /usr/sbin/debootstrap /usr/bin/docker-registry"
 )
 
 wanted=("$@")

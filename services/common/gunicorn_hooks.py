@@ -6,6 +6,7 @@ puts the result into its globals. Decisions that matter with torch:
   thread pools do not survive fork);
 - ``gthread`` workers: the heartbeat keeps beating while the model loads in a background
   thread, so a slow load is never mistaken for a hung worker, and /healthz answers at once;
+  probes get threads of their own (probe_worker), so a busy replica never looks dead;
 - a private runtime directory per master for Prometheus multiprocess files and readiness
   markers, removed when the master exits.
 """
@@ -52,7 +53,7 @@ def gunicorn_settings(
         "wsgi_app": app,
         "bind": [f"{host}:{port}"],
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": "services.common.probe_worker.ProbeAwareThreadWorker",
         "threads": threads,
         "timeout": timeout,
         "graceful_timeout": graceful,

@@ -1,0 +1,106 @@
+"""Bounded closed-loop load for tests: N clients posting a photo until told to stop.
+
+Every loop stops by itself at its deadline or request cap (load tests here must never run
+unbounded). Outcomes are kept per request, so a test can say exactly which ones failed and
+when, relative to an event such as a killed host.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+
+@dataclass
+class Outcome:
+    started: float  # time.monotonic()
+    seconds: float
+    status: int  # 0: no HTTP answer (connection error, timeout)
+    served_by: str
+    error: str = ""
+
+
+@dataclass
+class ClosedLoopLoad:
+    """``clients`` threads posting ``photo`` to ``url`` back to back.
+
+    Use as a context manager: the clients start on entry and stop on exit (also when the
+    body fails); ``max_seconds`` and ``max_requests`` bound the run in any case.
+    """
+
+    url: str
+    photo: bytes
+    clients: int = 8
+    max_seconds: float = 120
+    max_requests: int = 5000
+    timeout_s: float = 120
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def _client(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with requests.Session() as session:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                with self._lock:
+                    if len(self.outcomes) + self._in_flight >= self.max_requests:
+                        return
+                    self._in_flight += 1
+                started = time.monotonic()
+                try:
+                    response = session.post(
+                        self.url,
+                        files={"image": ("photo.jpg", self.photo, "image/jpeg")},
+                        timeout=self.timeout_s,
+                    )
+                    outcome = Outcome(
+                        started,
+                        time.monotonic() - started,
+                        response.status_code,
+                        response.headers.get("X-Served-By", ""),
+                        "" if response.ok else response.text[:200],
+                    )
+                except requests.RequestException as error:
+                    outcome = Outcome(started, time.monotonic() - started, 0, "", str(error))
+                with self._lock:
+                    self._in_flight -= 1
+                    self.outcomes.append(outcome)
+
+    def __enter__(self) -> ClosedLoopLoad:
+        for index in range(self.clients):
+            thread = threading.Thread(target=self._client, name=f"load-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout_s + 5)
+
+    def wait_for_answers(self, count: int, deadline_s: float = 120) -> None:
+        """Block until ``count`` requests have been answered (any status)."""
+        deadline = time.monotonic() + deadline_s
+        while len(self.outcomes) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.outcomes)} of {count} answers in {deadline_s}s")
+            time.sleep(0.05)
+
+    def failures(self) -> list[Outcome]:
+        with self._lock:
+            return [o for o in self.outcomes if o.status != 200]
+
+    def served_by(self) -> set[str]:
+        with self._lock:
+            return {o.served_by for o in self.outcomes if o.served_by}
