@@ -4,7 +4,9 @@
         --upstream detector=127.0.0.1:8201,127.0.0.1:8202 \
         --upstream classifier=127.0.0.1:8101 --upstream web=127.0.0.1:8003 > nginx.conf
 
-The body limit comes from the stack-wide MAX_BODY_MB, the same variable the services read.
+The body limit comes from the stack-wide MAX_BODY_MB, the same variable the services read;
+NGINX_READ_TIMEOUT_S, NGINX_CONNECT_TIMEOUT_S and NGINX_FAIL_TIMEOUT_S tune failover
+(see ENV_TUNING).
 """
 
 from __future__ import annotations
@@ -61,15 +63,35 @@ def render(config: NginxConfig) -> str:
     return environment.get_template(TEMPLATE.name).render(**values)
 
 
-def max_body_mb_from_env() -> float:
-    value = os.environ.get("MAX_BODY_MB", "20")
-    try:
-        parsed = float(value)
-    except ValueError:
-        raise SystemExit(f"nginx.render: MAX_BODY_MB={value!r} is not a number") from None
-    if not 0.001 <= parsed <= 1024:
-        raise SystemExit(f"nginx.render: MAX_BODY_MB={value!r} is out of range [0.001, 1024]")
-    return parsed
+# Variables of the nginx part: (NginxConfig field, variable, default, minimum, maximum).
+# MAX_BODY_MB is the stack-wide body limit the services read too.
+ENV_TUNING = (
+    ("max_body_mb", "MAX_BODY_MB", 20.0, 0.001, 1024),
+    ("read_timeout_s", "NGINX_READ_TIMEOUT_S", 300, 1, 86400),
+    ("connect_timeout_s", "NGINX_CONNECT_TIMEOUT_S", 5, 1, 600),
+    ("fail_timeout_s", "NGINX_FAIL_TIMEOUT_S", 10, 1, 3600),
+)
+
+
+def tuning_from_env(environ: dict[str, str] | None = None) -> dict[str, float | int]:
+    """NginxConfig keyword arguments from the environment; a bad value stops with one line
+    naming the variable (nginx's container has no services package: parsed here)."""
+    environ = os.environ if environ is None else environ
+    tuning: dict[str, float | int] = {}
+    for field_name, variable, default, minimum, maximum in ENV_TUNING:
+        value = environ.get(variable, "")
+        kind = type(default)
+        try:
+            parsed = kind(value) if value else default
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise SystemExit(f"nginx.render: {variable}={value!r} is not {noun}") from None
+        if not minimum <= parsed <= maximum:
+            raise SystemExit(
+                f"nginx.render: {variable}={value!r} is out of range [{minimum}, {maximum}]"
+            )
+        tuning[field_name] = parsed
+    return tuning
 
 
 def parse_upstreams(items: list[str]) -> dict[str, list[str]]:
@@ -94,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             listen=args.listen,
             upstreams=parse_upstreams(args.upstream),
             runtime_dir=args.runtime_dir,
-            max_body_mb=max_body_mb_from_env(),
             access_log=args.access_log,
             error_log=args.error_log,
+            **tuning_from_env(),
         )
     )
     if args.output:

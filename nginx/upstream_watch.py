@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nginx.render import NginxConfig, max_body_mb_from_env, parse_upstreams, render
+from nginx.render import NginxConfig, parse_upstreams, render, tuning_from_env
 
 # An upstream needs at least one server; while a service has no replica, requests get
 # nginx's JSON 502 instead of nginx refusing to start.
@@ -63,7 +63,7 @@ def write_config(args, upstreams: dict[str, list[str]]) -> Path:
                 listen=args.listen,
                 upstreams=upstreams,
                 runtime_dir=str(runtime),
-                max_body_mb=max_body_mb_from_env(),
+                **tuning_from_env(),
             )
         )
     )

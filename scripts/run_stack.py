@@ -1,12 +1,21 @@
 """`make run`: the whole stack on one port, under honcho (a Procfile process manager).
 
 Starts N detector and N classifier replicas and the web service under gunicorn, nginx in
-front (config rendered from nginx/nginx.conf.j2, the template compose uses too), waits
-until every replica is ready, prints the URL, and on Ctrl-C honcho stops everything.
+front (nginx/upstream_watch.py renders nginx/nginx.conf.j2, the template compose uses too),
+waits until every replica is ready, prints the URL, and on Ctrl-C honcho stops everything.
+
+STACK_ROLE splits the same stack over plain hosts (docs/multi-node.md):
+- ``all`` (default): everything on this host;
+- ``models``: only the detector and classifier replicas, bound to STACK_BIND_HOST
+  (0.0.0.0 to be reachable from the nginx host);
+- ``edge``: only nginx and web; the model replicas are the host:port lists in
+  NGINX_DETECTOR_UPSTREAM and NGINX_CLASSIFIER_UPSTREAM (names are re-resolved every
+  NGINX_RESOLVE_INTERVAL_S seconds).
 
 Configuration (environment): STACK_PORT (8080), DETECTOR_REPLICAS (2),
 CLASSIFIER_REPLICAS (2), DETECTOR_PORT_BASE (8201), CLASSIFIER_PORT_BASE (8101),
-WEB_PORT (8003), plus every service variable (DETECTOR_*, CLASSIFIER_*, WEB_*, MAX_BODY_MB).
+WEB_PORT (8003), STACK_RUN_DIR (.run: Procfile, nginx runtime), plus every service
+variable (DETECTOR_*, CLASSIFIER_*, WEB_*, MAX_BODY_MB, NGINX_*).
 """
 
 from __future__ import annotations
@@ -15,15 +24,101 @@ import os
 import shlex
 import shutil
 import socket
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from nginx.render import NginxConfig, max_body_mb_from_env, render
+from nginx.render import parse_upstreams
 from services.common.settings import EnvReader, SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RUN_DIR = REPO_ROOT / ".run"
+DEFAULT_RUN_DIR = REPO_ROOT / ".run"
+MODEL_SERVICES = ("detector", "classifier")
+ROLES = ("all", "models", "edge")
+
+
+@dataclass
+class Plan:
+    """What this host runs: gunicorn replicas (service -> ports), and, unless the role is
+    ``models``, nginx on ``public`` with its upstreams (service -> host:port list)."""
+
+    role: str
+    run_dir: Path
+    bind_host: str
+    public: int
+    replicas: dict[str, list[int]]
+    upstreams: dict[str, list[str]]
+    resolve_interval_s: float
+
+
+def plan(environ: dict[str, str]) -> Plan:
+    """This host's part of the stack, from the environment."""
+    env = EnvReader("", environ)
+    role = env.string("STACK_ROLE", "all", ROLES)
+    public = env.integer("STACK_PORT", 8080, 1, 65535)
+    bind_host = env.string("STACK_BIND_HOST", "127.0.0.1")
+    model_ports = {
+        "detector": [
+            env.integer("DETECTOR_PORT_BASE", 8201, 1, 65000) + i
+            for i in range(env.integer("DETECTOR_REPLICAS", 2, 1, 32))
+        ],
+        "classifier": [
+            env.integer("CLASSIFIER_PORT_BASE", 8101, 1, 65000) + i
+            for i in range(env.integer("CLASSIFIER_REPLICAS", 2, 1, 32))
+        ],
+    }
+    web_port = env.integer("WEB_PORT", 8003, 1, 65535)
+    replicas = {} if role == "edge" else dict(model_ports)
+    if role != "models":
+        replicas["web"] = [web_port]
+    upstreams = {
+        service: [f"127.0.0.1:{port}" for port in ports] for service, ports in replicas.items()
+    }
+    if role == "edge":
+        for service in MODEL_SERVICES:
+            variable = f"NGINX_{service.upper()}_UPSTREAM"
+            servers = parse_upstreams([f"{service}={environ.get(variable, '')}"])[service]
+            if not servers:
+                raise SettingsError(f"{variable} must list the {service} replicas (host:port,...)")
+            upstreams[service] = servers
+    if role == "models":
+        upstreams = {}
+    interval = env.number("NGINX_RESOLVE_INTERVAL_S", 5.0, 0.1, 3600)
+    run_dir = Path(env.string("STACK_RUN_DIR", str(DEFAULT_RUN_DIR)))
+    return Plan(role, run_dir, bind_host, public, replicas, upstreams, interval)
+
+
+def procfile(stack: Plan) -> str:
+    python = shlex.quote(sys.executable)
+    lines = []
+    for service, service_ports in stack.replicas.items():
+        prefix = service.upper()
+        host = "127.0.0.1" if service == "web" else stack.bind_host
+        for index, port in enumerate(service_ports, start=1):
+            lines.append(
+                f"{service}{index}: env {prefix}_HOST={shlex.quote(host)} {prefix}_PORT={port} "
+                f"{python} -m gunicorn -c services/{service}/gunicorn.conf.py"
+            )
+    public = "-"
+    if stack.upstreams:
+        public = f"http://127.0.0.1:{stack.public}"
+        services = " ".join(
+            f"--service {name}={','.join(servers)}" for name, servers in stack.upstreams.items()
+        )
+        lines.append(
+            f"nginx: {python} -m nginx.upstream_watch --listen {stack.public} "
+            f"--runtime-dir {stack.run_dir / 'nginx'} "
+            f"--interval {stack.resolve_interval_s:g} {services}"
+        )
+    # A replica bound to one address is probed there; one bound to all, on loopback.
+    probe_host = "127.0.0.1" if stack.bind_host in ("0.0.0.0", "::") else stack.bind_host
+    replica_urls = " ".join(
+        f"http://{'127.0.0.1' if service == 'web' else probe_host}:{port}"
+        for service, ports in stack.replicas.items()
+        for port in ports
+    )
+    lines.append(f"ready: {python} -m scripts.wait_ready {public} {replica_urls}")
+    return "\n".join(lines) + "\n"
 
 
 def port_is_free(port: int) -> bool:
@@ -36,50 +131,16 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def plan(environ: dict[str, str]) -> tuple[int, dict[str, list[int]]]:
-    """(public port, service -> replica ports) from the environment."""
-    env = EnvReader("", environ)
-    public = env.integer("STACK_PORT", 8080, 1, 65535)
-    ports = {
-        "detector": [
-            env.integer("DETECTOR_PORT_BASE", 8201, 1, 65000) + i
-            for i in range(env.integer("DETECTOR_REPLICAS", 2, 1, 32))
-        ],
-        "classifier": [
-            env.integer("CLASSIFIER_PORT_BASE", 8101, 1, 65000) + i
-            for i in range(env.integer("CLASSIFIER_REPLICAS", 2, 1, 32))
-        ],
-        "web": [env.integer("WEB_PORT", 8003, 1, 65535)],
-    }
-    return public, ports
-
-
-def procfile(public: int, ports: dict[str, list[int]], nginx_conf: Path) -> str:
-    python = shlex.quote(sys.executable)
-    lines = []
-    for service, service_ports in ports.items():
-        prefix = service.upper()
-        for index, port in enumerate(service_ports, start=1):
-            lines.append(
-                f"{service}{index}: env {prefix}_HOST=127.0.0.1 {prefix}_PORT={port} "
-                f"{python} -m gunicorn -c services/{service}/gunicorn.conf.py"
-            )
-    lines.append(f"nginx: nginx -p {nginx_conf.parent} -c {nginx_conf}")
-    replica_urls = " ".join(
-        f"http://127.0.0.1:{port}" for service_ports in ports.values() for port in service_ports
-    )
-    lines.append(f"ready: {python} -m scripts.wait_ready http://127.0.0.1:{public} {replica_urls}")
-    return "\n".join(lines) + "\n"
-
-
 def main() -> int:
     environ = dict(os.environ)
     try:
-        public, ports = plan(environ)
+        stack = plan(environ)
     except SettingsError as error:
         print(f"run_stack: configuration error: {error}", file=sys.stderr)
         return 2
-    every_port = [public, *(p for service_ports in ports.values() for p in service_ports)]
+    every_port = [p for ports in stack.replicas.values() for p in ports]
+    if stack.upstreams:
+        every_port.append(stack.public)
     busy = [p for p in every_port if not port_is_free(p)]
     if busy:
         print(
@@ -88,28 +149,12 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    nginx_dir = RUN_DIR / "nginx"
-    shutil.rmtree(nginx_dir, ignore_errors=True)
-    nginx_dir.mkdir(parents=True)
-    nginx_conf = nginx_dir / "nginx.conf"
-    nginx_conf.write_text(
-        render(
-            NginxConfig(
-                listen=str(public),
-                upstreams={
-                    s: [f"127.0.0.1:{p}" for p in service_ports]
-                    for s, service_ports in ports.items()
-                },
-                runtime_dir=str(nginx_dir),
-                max_body_mb=max_body_mb_from_env(),
-            )
-        )
-    )
-    subprocess.run(["nginx", "-t", "-q", "-p", str(nginx_dir), "-c", str(nginx_conf)], check=True)
-    (RUN_DIR / "Procfile").write_text(procfile(public, ports, nginx_conf))
+    shutil.rmtree(stack.run_dir / "nginx", ignore_errors=True)
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    (stack.run_dir / "Procfile").write_text(procfile(stack))
     # The web service calls the models through nginx, so its calls are balanced too.
-    environ.setdefault("WEB_DETECTOR_URL", f"http://127.0.0.1:{public}/detector")
-    environ.setdefault("WEB_CLASSIFIER_URL", f"http://127.0.0.1:{public}/classifier")
+    environ.setdefault("WEB_DETECTOR_URL", f"http://127.0.0.1:{stack.public}/detector")
+    environ.setdefault("WEB_CLASSIFIER_URL", f"http://127.0.0.1:{stack.public}/classifier")
     # One torch thread per replica: 2 x 2 replicas share the cores without oversubscribing.
     environ.setdefault("DETECTOR_TORCH_THREADS", "1")
     environ.setdefault("CLASSIFIER_TORCH_THREADS", "1")
@@ -119,7 +164,7 @@ def main() -> int:
         "-m",
         "honcho",
         "-f",
-        str(RUN_DIR / "Procfile"),
+        str(stack.run_dir / "Procfile"),
         "-d",
         str(REPO_ROOT),
         "start",

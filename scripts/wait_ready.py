@@ -2,6 +2,8 @@
 
     python -m scripts.wait_ready PUBLIC_URL REPLICA_URL...
 
+PUBLIC_URL ``-``: this host runs no nginx (STACK_ROLE=models); only the replicas are named.
+
 Stays running afterwards: under honcho, a process that exits stops the whole stack.
 """
 
@@ -46,6 +48,10 @@ def main(argv: list[str]) -> int:
     if waiting:
         print(f"not ready after {DEADLINE_S}s: {' '.join(waiting)}", flush=True)
         return 1
+    if public == "-":
+        print(f"\n  The model replicas are ready: {' '.join(replicas)}\n", flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        return 0
     print(f"\n  The stack is ready: open {public}/  (API docs: {public}/docs)\n", flush=True)
     untrained = untrained_models(public)
     if untrained:
