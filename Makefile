@@ -9,7 +9,8 @@ REQUIREMENTS := constraints.txt requirements-dev.txt services/common/requirement
 	services/classifier/requirements.txt services/detector/requirements.txt \
 	services/web/requirements.txt
 
-.PHONY: run test test-fast test-containers compose-gpu lint format weights venv system-deps clean help lock
+.PHONY: run run-models run-edge test test-fast test-containers compose-gpu lint format weights venv \
+	system-deps clean help lock swarm-build swarm-push swarm-deploy swarm-rm
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,6 +34,27 @@ weights: venv  ## official weights when online; loudly marked stand-ins otherwis
 run: venv weights  ## the whole stack behind nginx on one port (STACK_PORT, default 8080)
 	scripts/install-system-deps.sh nginx
 	WEIGHTS_DIR=$(abspath $(WEIGHTS_DIR)) $(PY) -m scripts.run_stack
+
+run-models: venv weights  ## plain hosts: only the model replicas, reachable from other hosts
+	STACK_ROLE=models STACK_BIND_HOST=$${STACK_BIND_HOST:-0.0.0.0} \
+		WEIGHTS_DIR=$(abspath $(WEIGHTS_DIR)) $(PY) -m scripts.run_stack
+
+run-edge: venv  ## plain hosts: nginx + web in front of NGINX_{DETECTOR,CLASSIFIER}_UPSTREAM
+	scripts/install-system-deps.sh nginx
+	STACK_ROLE=edge $(PY) -m scripts.run_stack
+
+# ---- Docker Swarm (deploy/swarm/, docs/multi-node.md); REGISTRY=host:port is required ----
+swarm-build:  ## build every image (docker compose build)
+	scripts/swarm.sh build
+
+swarm-push:  ## tag and push the images to REGISTRY (TAG, default latest)
+	scripts/swarm.sh push
+
+swarm-deploy:  ## docker stack deploy to the swarm DOCKER_HOST manages (STACK, SWARM_FILES)
+	scripts/swarm.sh deploy
+
+swarm-rm:  ## remove the stack (STACK, default vision)
+	scripts/swarm.sh rm
 
 test: venv system-deps  ## every test (what CI runs)
 	$(PY) -m pytest -q

@@ -63,3 +63,22 @@ def test_bad_max_body_mb_is_refused(tmp_path, monkeypatch):
 def test_every_service_needs_servers(tmp_path):
     with pytest.raises(ValueError, match="no servers for upstream"):
         render(NginxConfig(listen="1", upstreams={"web": ["a:1"]}, runtime_dir=str(tmp_path)))
+
+
+def test_failover_tuning_comes_from_the_environment(tmp_path):
+    from nginx.render import tuning_from_env
+
+    tuning = tuning_from_env({"NGINX_READ_TIMEOUT_S": "12", "MAX_BODY_MB": "8"})
+    assert tuning == {
+        "max_body_mb": 8.0,
+        "read_timeout_s": 12,
+        "connect_timeout_s": 5,
+        "fail_timeout_s": 10,
+    }
+    text = render(NginxConfig(listen="1", upstreams=UPSTREAMS, runtime_dir=str(tmp_path), **tuning))
+    assert "proxy_read_timeout 12s;" in text and "client_max_body_size 8192k;" in text
+    # No overall retry deadline: a request that waited out the read timeout is still retried.
+    assert "proxy_next_upstream_timeout 0;" in text
+    for bad in ({"NGINX_READ_TIMEOUT_S": "soon"}, {"NGINX_CONNECT_TIMEOUT_S": "0"}):
+        with pytest.raises(SystemExit, match=next(iter(bad))):
+            tuning_from_env(bad)

@@ -70,8 +70,8 @@ class Host:
         ip("link", "set", self.veth, "up")
 
 
-def free_subnet() -> ipaddress.IPv4Network:
-    """A /24 in 10.200-249.x that no route of this machine touches."""
+def free_subnet(prefix_length: int = 24) -> ipaddress.IPv4Network:
+    """A network inside 10.200.0.0-10.249.255.255 that no route of this machine touches."""
     routes = ip("-4", "route", "show", "table", "all")
     used = [
         ipaddress.ip_network(word, strict=False)
@@ -80,12 +80,12 @@ def free_subnet() -> ipaddress.IPv4Network:
         if word[0].isdigit()
     ]
     for _ in range(200):
-        candidate = ipaddress.ip_network(
-            f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.0/24"
-        )
+        second = 200 + secrets.randbelow(50)
+        third = secrets.randbelow(256) & ~((1 << max(0, 24 - prefix_length)) - 1)
+        candidate = ipaddress.ip_network(f"10.{second}.{third}.0/{prefix_length}")
         if not any(candidate.overlaps(network) for network in used):
             return candidate
-    raise RuntimeError("no free 10.x /24 subnet for the test hosts")
+    raise RuntimeError(f"no free 10.x /{prefix_length} network for the test hosts")
 
 
 @dataclass(frozen=True)
