@@ -65,6 +65,9 @@ def gunicorn_settings(
         "errorlog": "-",
         "proc_name": f"vision-{prefix.lower()}",
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+        # No `gunicornc` control socket: every master would bind the same
+        # ~/.gunicorn/gunicorn.ctl (the last one wins), and a read-only home breaks it.
+        "control_socket_disable": True,
         "on_starting": on_starting,
         "child_exit": child_exit,
         "on_exit": on_exit,
