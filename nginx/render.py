@@ -6,7 +6,7 @@
 
 The body limit comes from the stack-wide MAX_BODY_MB, the same variable the services read;
 NGINX_READ_TIMEOUT_S, NGINX_CONNECT_TIMEOUT_S and NGINX_FAIL_TIMEOUT_S tune failover
-(see ENV_TUNING).
+(see tuning_from_env).
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+
+from services.common.settings import EnvReader, SettingsError, max_body_mb
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.j2")
 SERVICES = ("detector", "classifier", "web")
@@ -63,35 +66,19 @@ def render(config: NginxConfig) -> str:
     return environment.get_template(TEMPLATE.name).render(**values)
 
 
-# Variables of the nginx part: (NginxConfig field, variable, default, minimum, maximum).
-# MAX_BODY_MB is the stack-wide body limit the services read too.
-ENV_TUNING = (
-    ("max_body_mb", "MAX_BODY_MB", 20.0, 0.001, 1024),
-    ("read_timeout_s", "NGINX_READ_TIMEOUT_S", 300, 1, 86400),
-    ("connect_timeout_s", "NGINX_CONNECT_TIMEOUT_S", 5, 1, 600),
-    ("fail_timeout_s", "NGINX_FAIL_TIMEOUT_S", 10, 1, 3600),
-)
-
-
-def tuning_from_env(environ: dict[str, str] | None = None) -> dict[str, float | int]:
-    """NginxConfig keyword arguments from the environment; a bad value stops with one line
-    naming the variable (nginx's container has no services package: parsed here)."""
-    environ = os.environ if environ is None else environ
-    tuning: dict[str, float | int] = {}
-    for field_name, variable, default, minimum, maximum in ENV_TUNING:
-        value = environ.get(variable, "")
-        kind = type(default)
-        try:
-            parsed = kind(value) if value else default
-        except ValueError:
-            noun = "an integer" if kind is int else "a number"
-            raise SystemExit(f"nginx.render: {variable}={value!r} is not {noun}") from None
-        if not minimum <= parsed <= maximum:
-            raise SystemExit(
-                f"nginx.render: {variable}={value!r} is out of range [{minimum}, {maximum}]"
-            )
-        tuning[field_name] = parsed
-    return tuning
+def tuning_from_env(environ: Mapping[str, str] | None = None) -> dict[str, float | int]:
+    """NginxConfig keyword arguments from the environment; a bad value stops the start with
+    one line naming the variable. MAX_BODY_MB is the services' own stack-wide limit."""
+    env = EnvReader("", dict(os.environ if environ is None else environ))
+    try:
+        return {
+            "max_body_mb": max_body_mb(env),
+            "read_timeout_s": env.integer("NGINX_READ_TIMEOUT_S", 300, 1, 86400),
+            "connect_timeout_s": env.integer("NGINX_CONNECT_TIMEOUT_S", 5, 1, 600),
+            "fail_timeout_s": env.integer("NGINX_FAIL_TIMEOUT_S", 10, 1, 3600),
+        }
+    except SettingsError as error:
+        raise SystemExit(f"nginx.render: {error}") from None
 
 
 def parse_upstreams(items: list[str]) -> dict[str, list[str]]:

@@ -95,6 +95,12 @@ class EnvReader:
         return EnvReader("", self.environ)
 
 
+def max_body_mb(env: EnvReader) -> float:
+    """The stack-wide upload limit in MB (``MAX_BODY_MB``), read in this one place by nginx's
+    renderer, the model services and the web page, so all of them agree."""
+    return env.unprefixed().number("MAX_BODY_MB", 20.0, 0.001, 1024.0)
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     """Knobs of the serving core shared by every model service.
@@ -115,10 +121,9 @@ class ServingSettings:
 
     @classmethod
     def from_env(cls, env: EnvReader, workers: int) -> ServingSettings:
-        stack = env.unprefixed()
         cores = available_cpus()
         settings = cls(
-            max_body_bytes=int(stack.number("MAX_BODY_MB", 20.0, 0.001, 1024.0) * 1024 * 1024),
+            max_body_bytes=int(max_body_mb(env) * 1024 * 1024),
             max_pixels=int(env.number("MAX_MEGAPIXELS", 40.0, 0.001, 1000.0) * 1_000_000),
             max_images=env.integer("MAX_IMAGES", 16, 1, 256),
             torch_threads=env.integer("TORCH_THREADS", max(1, cores // workers), 1, 256),

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.settings import EnvReader, SettingsError
+from services.common.settings import EnvReader, SettingsError, max_body_mb
 
 PREFIX = "WEB"
 DEFAULT_PORT = 8003
@@ -49,8 +49,6 @@ class WebSettings:
             detector_url=_service_url(env, "DETECTOR_URL", "http://127.0.0.1:8002"),
             classifier_url=_service_url(env, "CLASSIFIER_URL", "http://127.0.0.1:8001"),
             upstream_timeout_s=env.number("UPSTREAM_TIMEOUT_S", 120.0, 1.0, 3600.0),
-            # The stack-wide limit, read exactly as ServingSettings reads it, so nginx, the
-            # model services and this page agree on the largest upload.
-            max_body_mb=env.unprefixed().number("MAX_BODY_MB", 20.0, 0.001, 1024.0),
+            max_body_mb=max_body_mb(env),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
         )

@@ -242,33 +242,55 @@ def test_scaling_up_and_down_is_followed_by_nginx(swarm):
     assert load.failures() == []
 
 
-def test_rolling_update_under_load_fails_no_request(swarm):
-    service = f"{STACK}_detector"
-    before = set(swarm.manager.docker("service", "ps", "-q", service).split())
-    with ClosedLoopLoad(swarm.url() + "/v1/detect", PHOTO, clients=CLIENTS) as load:
-        load.wait_for_answers(CLIENTS)
-        started = time.monotonic()
-        swarm.manager.docker("service", "update", "--detach", "--force", service)
+def update_state(swarm: SwarmStack, service: str) -> str:
+    template = "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"
+    return swarm.manager.docker("service", "inspect", "--format", template, f"{STACK}_{service}")
 
-        update_state = "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"
 
-        def state() -> str:
-            return swarm.manager.docker("service", "inspect", "--format", update_state, service)
+def running_task_ids(swarm: SwarmStack, service: str) -> set[str]:
+    return set(
+        swarm.manager.docker(
+            "service", "ps", "-q", "--filter", "desired-state=running", f"{STACK}_{service}"
+        ).split()
+    )
 
-        wait_for("update completed", lambda: state() in ("completed", "rollback_completed"), 600, 1)
-        swarm.record["rolling_update_s"] = elapsed(started)
-        load.wait_for_answers(len(load.outcomes) + CLIENTS)
-    running = swarm.manager.docker(
-        "service", "ps", "-q", "--filter", "desired-state=running", service
-    ).split()
-    swarm.record["rolling_update"] = {
-        "answered": len(load.outcomes),
-        "failed": len(load.failures()),
-        "final_state": state(),
+
+def test_rolling_update_of_both_models_under_load_fails_no_request(swarm):
+    services = {"detector": "/v1/detect", "classifier": "/v1/classify"}
+    before = {service: running_task_ids(swarm, service) for service in services}
+    loads = {
+        service: ClosedLoopLoad(swarm.url() + path, PHOTO, clients=CLIENTS // 2)
+        for service, path in services.items()
     }
-    assert state() == "completed"
-    assert not set(running) & before  # every task was replaced
-    assert load.failures() == [], load.failures()[:3]
+    with loads["detector"], loads["classifier"]:
+        for load in loads.values():
+            load.wait_for_answers(CLIENTS // 2)
+        started = time.monotonic()
+        for service in services:
+            swarm.manager.docker("service", "update", "--detach", "--force", f"{STACK}_{service}")
+        finished = ("completed", "rollback_completed", "paused", "rollback_paused")
+        for service in services:
+            wait_for(
+                f"{service} update finished",
+                lambda s=service: update_state(swarm, s) in finished,
+                600,
+                1,
+            )
+        swarm.record["rolling_update_s"] = elapsed(started)
+        for load in loads.values():
+            load.wait_for_answers(len(load.outcomes) + CLIENTS // 2)
+    swarm.record["rolling_update"] = {
+        service: {
+            "answered": len(load.outcomes),
+            "failed": len(load.failures()),
+            "final_state": update_state(swarm, service),
+        }
+        for service, load in loads.items()
+    }
+    for service, load in loads.items():
+        assert update_state(swarm, service) == "completed", service
+        assert not running_task_ids(swarm, service) & before[service]  # every task replaced
+        assert load.failures() == [], (service, load.failures()[:3])
 
 
 def task_addresses(node: Node, service: str) -> set[str]:
