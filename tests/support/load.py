@@ -7,11 +7,23 @@ when, relative to an event such as a killed host.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
+
+
+def closed_without_answer(error: requests.ConnectionError) -> bool:
+    """The server reset or closed an established connection before any answer (a refused
+    or timed-out connect is not that)."""
+    reason = error.args[0] if error.args else None
+    return isinstance(reason, urllib3.exceptions.ProtocolError) and any(
+        isinstance(arg, (ConnectionResetError, http.client.RemoteDisconnected))
+        for arg in reason.args
+    )
 
 
 @dataclass
@@ -21,6 +33,8 @@ class Outcome:
     status: int  # 0: no HTTP answer (connection error, timeout)
     served_by: str
     error: str = ""
+    # The first try died on a connection reset before any answer, and was sent again.
+    retried_after_reset: bool = False
 
 
 @dataclass
@@ -37,6 +51,10 @@ class ClosedLoopLoad:
     max_seconds: float = 120
     max_requests: int = 5000
     timeout_s: float = 120
+    # Send a request once more when its connection was reset before any answer, as browsers
+    # do on a reused keep-alive connection: nginx closes idle client connections when it
+    # reloads (a changed replica set), and a request sent at that instant meets the reset.
+    retry_reset_once: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self):
@@ -57,25 +75,39 @@ class ClosedLoopLoad:
                     if len(self.outcomes) + self._in_flight >= self.max_requests:
                         return
                     self._in_flight += 1
-                started = time.monotonic()
-                try:
-                    response = session.post(
-                        self.url,
-                        files={"image": ("photo.jpg", self.photo, "image/jpeg")},
-                        timeout=self.timeout_s,
-                    )
-                    outcome = Outcome(
-                        started,
-                        time.monotonic() - started,
-                        response.status_code,
-                        response.headers.get("X-Served-By", ""),
-                        "" if response.ok else response.text[:200],
-                    )
-                except requests.RequestException as error:
-                    outcome = Outcome(started, time.monotonic() - started, 0, "", str(error))
+                outcome = self._request(session)
                 with self._lock:
                     self._in_flight -= 1
                     self.outcomes.append(outcome)
+
+    def _request(self, session: requests.Session) -> Outcome:
+        started = time.monotonic()
+        for attempt in (1, 2):
+            try:
+                response = session.post(
+                    self.url,
+                    files={"image": ("photo.jpg", self.photo, "image/jpeg")},
+                    timeout=self.timeout_s,
+                )
+            except requests.ConnectionError as error:
+                if attempt == 1 and self.retry_reset_once and closed_without_answer(error):
+                    continue
+                return Outcome(started, time.monotonic() - started, 0, "", str(error), attempt > 1)
+            except requests.RequestException as error:
+                return Outcome(started, time.monotonic() - started, 0, "", str(error), attempt > 1)
+            return Outcome(
+                started,
+                time.monotonic() - started,
+                response.status_code,
+                response.headers.get("X-Served-By", ""),
+                "" if response.ok else response.text[:200],
+                attempt > 1,
+            )
+        raise AssertionError("not reached")
+
+    def resets_retried(self) -> int:
+        with self._lock:
+            return sum(1 for o in self.outcomes if o.retried_after_reset)
 
     def __enter__(self) -> ClosedLoopLoad:
         for index in range(self.clients):
