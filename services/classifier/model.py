@@ -6,6 +6,7 @@ center crop, normalize) and the labels are the weights' own category list.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from torchvision.models import get_model, get_model_weights
 from services.classifier.official import official_checksums
 from services.classifier.settings import ClassifierSettings
 from services.common.model_service import VisionModel
+from services.common.parameters import Parameter
 from services.common.settings import SettingsError
 from services.common.torch_runtime import select_device, select_dtype
 from services.common.weights import WeightsError, inspect_weights
@@ -59,11 +61,12 @@ def top_k_predictions(probabilities: torch.Tensor, categories: list[str], k: int
     ]
 
 
-class Classifier(VisionModel):
+class Classifier(VisionModel[None]):
+    route = "/v1/classify"
+
     def __init__(self, settings: ClassifierSettings):
         self.settings = settings
         self.name = settings.arch
-        self.weights = inspect_weights(settings.weights_path, official_checksums())
         published = get_model_weights(settings.arch).DEFAULT
         self.transform = published.transforms()
         self.categories: list[str] = list(published.meta["categories"])
@@ -71,7 +74,16 @@ class Classifier(VisionModel):
         self.dtype = torch.float32
         self.network: torch.nn.Module | None = None
 
+    def parameters(self) -> list[Parameter]:
+        return [
+            Parameter(
+                "top_k", int, self.settings.top_k, 1, len(self.categories),
+                "How many of the most likely classes to return, most likely first.",
+            )
+        ]  # fmt: skip
+
     def load(self) -> None:
+        self.weights = inspect_weights(self.settings.weights_path, official_checksums())
         self.device = select_device(self.settings.serving.device)
         self.dtype = select_dtype(self.device, self.settings.serving.half)
         network = build_network(self.settings.arch)
@@ -86,6 +98,9 @@ class Classifier(VisionModel):
         assert self.network is not None, "load() first"
         logits = self.network(batch.to(self.device, self.dtype, non_blocking=True))
         return logits.float().softmax(dim=1).cpu()
+
+    def postprocess(self, output: torch.Tensor, meta: None, params: Mapping[str, float]) -> dict:
+        return {"predictions": top_k_predictions(output, self.categories, int(params["top_k"]))}
 
     def describe(self) -> dict:
         crop = self.transform.crop_size[0]

@@ -1,19 +1,19 @@
-"""What a model service plugs into the serving core, and the request pipeline around it.
+"""What a model service declares, and the request pipeline the core runs around it.
 
-A model is one object (:class:`VisionModel`) with ``load``, ``preprocess``, ``forward`` and
-``describe``. The core decodes uploads, calls ``preprocess`` per image, batches ``forward``
-across concurrent requests, and returns each image's output row with its stage timings.
-Adding a third model is a new folder with one such class and its routes.
+A model is one object (:class:`VisionModel`): its route and request parameters, ``load``,
+``preprocess``, ``forward``, ``postprocess`` and optionally ``render``, with its metadata
+typed (``MetaT``) from preprocess to postprocess. The core (services.common.model_app)
+registers the route, validates the parameters before reading the body, decodes uploads,
+batches ``forward`` across concurrent requests, and builds the JSON envelope or the encoded
+picture. A third model is a new folder with one such class and a two-line ``app.py``.
 """
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
 import torch
 from PIL import Image
@@ -22,10 +22,14 @@ from services.common import metrics
 from services.common.batching import DynamicBatcher
 from services.common.errors import ApiError
 from services.common.imaging import decode_image
+from services.common.parameters import Parameter
 from services.common.readiness import ModelLifecycle
 from services.common.settings import ServingSettings
+from services.common.timing import timed
 from services.common.torch_runtime import configure_threads
 from services.common.weights import WeightsInfo
+
+MetaT = TypeVar("MetaT")
 
 UNTRAINED_WARNING = (
     "This model runs on untrained stand-in weights (randomly initialised, generated offline): "
@@ -33,27 +37,52 @@ UNTRAINED_WARNING = (
 )
 
 
-class VisionModel(ABC):
-    """One servable model. Heavy work happens in ``load`` (after fork), never at import."""
+@dataclass(frozen=True)
+class Rendered:
+    """A picture answer: the drawn image and the model's own response headers."""
+
+    picture: Image.Image
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class VisionModel(ABC, Generic[MetaT]):
+    """One servable model, its whole request path. Heavy work (building the network,
+    reading and hashing weights) happens in ``load``, after fork, never at import or in
+    the constructor."""
 
     name: str
-    weights: WeightsInfo
+    route: str  # the POST endpoint, e.g. "/v1/detect"
+    renders: bool = False  # True: ``render`` answers ?render=1 / Accept: image/*
+    jpeg_quality: int = 90
+    weights: WeightsInfo  # set by load()
+
+    def parameters(self) -> list[Parameter]:
+        """The request's query parameters, with the running configuration's defaults."""
+        return []
 
     @abstractmethod
     def load(self) -> None:
-        """Build the network and load the weights onto the configured device."""
+        """Build the network, load the weights onto the configured device, set ``weights``."""
 
     @abstractmethod
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, Any]:
-        """RGB image -> (input Tensor[C, H, W] on CPU, metadata needed by postprocessing)."""
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, MetaT]:
+        """RGB image -> (input Tensor[C, H, W] on CPU, what postprocessing needs)."""
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Tensor[B, C, H, W] (CPU) -> model outputs Tensor[B, ...] as float32 on CPU."""
 
     @abstractmethod
+    def postprocess(self, output: torch.Tensor, meta: MetaT, params: Mapping[str, float]) -> dict:
+        """One image's output row -> its JSON result (the core adds ``image`` and the rest)."""
+
+    def render(self, meta: MetaT, result: dict) -> Rendered:
+        """The picture answer for one image's ``result`` (only when ``renders``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not render")
+
+    @abstractmethod
     def describe(self) -> dict:
-        """The ``/v1/models`` entry: architecture, input size, classes, device, weights."""
+        """The ``/v1/models`` entry: architecture, input size, classes, device."""
 
     def warm_up(self) -> None:
         """One inference on a blank image, so the first request pays no lazy-init cost."""
@@ -65,29 +94,19 @@ class VisionModel(ABC):
         return {"name": self.name, "trained": self.weights.trained, "weights": self.weights.source}
 
 
-@contextmanager
-def timed(timings_ms: dict[str, float], stage: str) -> Iterator[None]:
-    """Add the wall time of the block to ``timings_ms[stage]`` (milliseconds)."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings_ms[stage] = timings_ms.get(stage, 0.0) + (time.perf_counter() - started) * 1000
-
-
 @dataclass
-class PreparedImage:
+class PreparedImage(Generic[MetaT]):
     """One decoded image on its way through the pipeline."""
 
     width: int
     height: int
-    meta: Any
+    meta: MetaT
     output: torch.Tensor | None = None
 
 
 @dataclass
-class PipelineResult:
-    images: list[PreparedImage]
+class PipelineResult(Generic[MetaT]):
+    images: list[PreparedImage[MetaT]]
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 

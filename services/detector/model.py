@@ -7,20 +7,25 @@ to original-image pixels on the way out (services.detector.yolo).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
-from services.common.model_service import VisionModel
+from services.common.model_service import Rendered, VisionModel
+from services.common.parameters import Parameter
 from services.common.settings import SettingsError
 from services.common.torch_runtime import select_device, select_dtype
 from services.common.weights import inspect_weights
 from services.detector.darknet.model import build_model
 from services.detector.darknet.weights import load_darknet_weights, load_state_dict_file
 from services.detector.official import official_checksums
+from services.detector.render import render_detections
 from services.detector.settings import DetectorSettings
-from services.detector.yolo import LetterboxInfo, letterbox, load_class_names
+from services.detector.yolo import LetterboxInfo, letterbox, load_class_names, postprocess
+
+UNTRAINED_BANNER = "UNTRAINED STAND-IN WEIGHTS - detections are meaningless"
 
 STATE_DICT_SUFFIXES = {".pt", ".pth"}
 
@@ -33,19 +38,40 @@ class DetectorInput:
     image: Image.Image
 
 
-class Detector(VisionModel):
+class Detector(VisionModel[DetectorInput]):
+    route = "/v1/detect"
+    renders = True
+
     def __init__(self, settings: DetectorSettings):
         self.settings = settings
         self.name = settings.model
+        self.jpeg_quality = settings.jpeg_quality
         self.cfg = settings.parsed_cfg()
         self.class_names = load_class_names(settings.names_path)
-        self.weights = inspect_weights(settings.weights_path, official_checksums())
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         self.network: torch.nn.Module | None = None
         self.num_classes: int | None = None
 
+    def parameters(self) -> list[Parameter]:
+        return [
+            Parameter(
+                "conf_threshold", float, self.settings.conf_threshold, 0.0, 1.0,
+                "Keep boxes whose score (objectness x class probability) exceeds this.",
+            ),
+            Parameter(
+                "iou_threshold", float, self.settings.iou_threshold, 0.0, 1.0,
+                "Per-class non-maximum suppression: drop a box overlapping a better one of "
+                "the same class by more than this IoU.",
+            ),
+            Parameter(
+                "max_detections", int, self.settings.max_detections, 1, 10000,
+                "At most this many detections per image, highest scores first.",
+            ),
+        ]  # fmt: skip
+
     def load(self) -> None:
+        self.weights = inspect_weights(self.settings.weights_path, official_checksums())
         self.device = select_device(self.settings.serving.device)
         self.dtype = select_dtype(self.device, self.settings.serving.half)
         network = build_model(self.cfg, self.settings.input_size)
@@ -69,6 +95,24 @@ class Detector(VisionModel):
         """Tensor[B, 3, S, S] in [0, 1] -> decoded rows Tensor[B, N, 5 + classes] (float32)."""
         assert self.network is not None, "load() first"
         return self.network(batch.to(self.device, self.dtype, non_blocking=True)).float().cpu()
+
+    def postprocess(
+        self, output: torch.Tensor, meta: DetectorInput, params: Mapping[str, float]
+    ) -> dict:
+        detections = postprocess(
+            output,
+            meta.letterbox,
+            conf_threshold=params["conf_threshold"],
+            iou_threshold=params["iou_threshold"],
+            max_detections=int(params["max_detections"]),
+        )
+        # The label first: it is what people read in the JSON.
+        return {"detections": [{"label": self.class_names[d["class_id"]], **d} for d in detections]}
+
+    def render(self, meta: DetectorInput, result: dict) -> Rendered:
+        banner = None if self.weights.trained else UNTRAINED_BANNER
+        picture = render_detections(meta.image, result["detections"], banner)
+        return Rendered(picture, {"X-Detections": str(len(result["detections"]))})
 
     def describe(self) -> dict:
         return {

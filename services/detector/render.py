@@ -1,4 +1,4 @@
-"""Drawing detections on images with Pillow, and encoding the result.
+"""Drawing detections on images with Pillow (the core encodes the picture).
 
 Detections are the dicts from :func:`services.detector.yolo.postprocess` with a ``"label"`` key
 added by the caller; boxes are in the image's own pixels.
@@ -7,7 +7,6 @@ added by the caller; boxes are in the image's own pixels.
 from __future__ import annotations
 
 import colorsys
-import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -119,16 +118,3 @@ def _draw_banner(draw: ImageDraw.ImageDraw, text: str, image_size: tuple[int, in
     text_x = (width - (right - left)) / 2 - left
     text_y = (strip_h - (bottom - top)) / 2 - top
     draw.text((text_x, text_y), text, fill=BANNER_TEXT, font=font)
-
-
-def encode_image(image: Image.Image, fmt: str = "jpeg", quality: int = 90) -> bytes:
-    """Encode ``image`` as ``"jpeg"`` (RGB, ``quality``) or ``"png"``; returns the file bytes."""
-    fmt = fmt.lower()
-    if fmt not in ("jpeg", "jpg", "png"):
-        raise ValueError(f"unsupported image format {fmt!r}: use 'jpeg' or 'png'")
-    buffer = io.BytesIO()
-    if fmt == "png":
-        image.save(buffer, format="PNG")
-    else:
-        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()

@@ -95,9 +95,10 @@ def xywh_to_xyxy(boxes_xywh: Tensor) -> Tensor:
 def postprocess(
     pred: Tensor,
     info: LetterboxInfo,
-    conf_threshold: float = 0.25,
-    iou_threshold: float = 0.45,
-    max_detections: int = 100,
+    *,
+    conf_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
 ) -> list[Detection]:
     """Turn one image's decoded network rows into final detections in original pixels.
 

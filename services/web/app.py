@@ -143,17 +143,21 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             )
         return jsonify(models=model_services().list_models(g.request_id))
 
+    def live_document() -> dict:
+        # Parameters and defaults as the model services declare them right now.
+        return openapi.live_document(model_services().list_models(g.request_id))
+
     @app.get("/docs")
     def docs():
         return render_page(
             "docs.html",
             switch_endpoint="docs",
-            operations=openapi.operations(),
+            operations=openapi.operations(live_document()),
             error_codes=openapi.ERROR_CODES,
         )
 
     @app.get("/openapi.json")
     def openapi_document():
-        return jsonify(openapi.OPENAPI_DOCUMENT)
+        return jsonify(live_document())
 
     return app

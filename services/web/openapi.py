@@ -6,6 +6,10 @@ summaries and their ``x-codeSamples`` (curl), and the error table below.
 
 from __future__ import annotations
 
+import copy
+
+from services.common.parameters import openapi_query_parameter
+
 EXAMPLE_BASE_URL = "http://localhost:8080"
 
 # (status, code, meaning): every error code a client can meet through nginx.
@@ -324,15 +328,6 @@ RESPONSES = {
 }
 
 
-def _threshold(name: str, default: float, description: str) -> dict:
-    return {
-        "name": name,
-        "in": "query",
-        "description": description,
-        "schema": {"type": "number", "minimum": 0, "maximum": 1, "default": default},
-    }
-
-
 _RENDERED = {
     "image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}},
     "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
@@ -406,22 +401,8 @@ PATHS: dict[str, dict] = {
             "summary": "Detect objects (YOLOv3) in one or more images.",
             "description": "Boxes are in pixels of the original image. With `render=1` or "
             "`Accept: image/jpeg` / `image/png` the answer is the image with the boxes drawn.",
-            "parameters": [
-                _threshold("conf_threshold", 0.5, "Minimum confidence of a detection."),
-                _threshold("iou_threshold", 0.45, "IoU above which NMS drops a box."),
-                {
-                    "name": "max_detections",
-                    "in": "query",
-                    "description": "Most boxes returned, highest confidence first.",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
-                },
-                {
-                    "name": "render",
-                    "in": "query",
-                    "description": "1: answer with the annotated image instead of JSON.",
-                    "schema": {"type": "integer", "enum": [0, 1], "default": 0},
-                },
-            ],
+            # Filled per request from the detector's own declaration (live_document).
+            "parameters": [],
             "requestBody": _ref("requestBodies", "Images"),
             "responses": {
                 "200": {
@@ -447,14 +428,8 @@ PATHS: dict[str, dict] = {
         "post": {
             "tags": ["models"],
             "summary": "Classify one or more images (ImageNet classes, ResNet).",
-            "parameters": [
-                {
-                    "name": "top_k",
-                    "in": "query",
-                    "description": "How many classes to return, most likely first.",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5},
-                }
-            ],
+            # Filled per request from the classifier's own declaration (live_document).
+            "parameters": [],
             "requestBody": _ref("requestBodies", "Images"),
             "responses": {"200": _json("ClassifyResponse", "Predictions."), **_MODEL_ERRORS},
             "x-codeSamples": _curl(
@@ -605,10 +580,43 @@ OPENAPI_DOCUMENT: dict = {
 }
 
 
-def operations() -> list[tuple[str, str, dict]]:
+# The public path of each model service's POST route (nginx.conf.j2 routes them).
+MODEL_PATHS = {"detector": "/v1/detect", "classifier": "/v1/classify"}
+RENDER_PARAMETER = {
+    "name": "render",
+    "in": "query",
+    "required": False,
+    "description": "1: answer with the annotated image instead of JSON.",
+    "schema": {"type": "integer", "enum": [0, 1], "default": 0},
+}
+
+
+def live_document(models: list[dict]) -> dict:
+    """The document with each model route's parameters as its service declares them now
+    (``/v1/models`` entries: names, bounds and the running configuration's defaults). A
+    service that did not answer keeps its path, with a note instead of parameters."""
+    document = copy.deepcopy(OPENAPI_DOCUMENT)
+    described = {entry["service"]: entry for entry in models if "endpoint" in entry}
+    for service, path in MODEL_PATHS.items():
+        operation = document["paths"][path]["post"]
+        entry = described.get(service)
+        if entry is None:
+            operation["description"] = (
+                operation.get("description", "") + f" (The {service} did not answer just now: "
+                "its parameters are listed once it is ready.)"
+            ).strip()
+            continue
+        parameters = [openapi_query_parameter(p) for p in entry["endpoint"]["parameters"]]
+        if entry["endpoint"]["renders"]:
+            parameters.append(RENDER_PARAMETER)
+        operation["parameters"] = parameters
+    return document
+
+
+def operations(document: dict = OPENAPI_DOCUMENT) -> list[tuple[str, str, dict]]:
     """(path, METHOD, operation) for every operation, in document order (for /docs)."""
     return [
         (path, method.upper(), operation)
-        for path, item in PATHS.items()
+        for path, item in document["paths"].items()
         for method, operation in item.items()
     ]

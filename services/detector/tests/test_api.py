@@ -125,3 +125,42 @@ def test_bad_image_is_400_and_the_worker_keeps_serving(client, images_dir):
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_image"
     assert post(client, "/v1/detect", (images_dir / "dog.jpg").read_bytes()).status_code == 200
+
+
+def stage_count(client, stage: str) -> float:
+    """How many observations the stage histogram holds for the detector's ``stage``."""
+    text = client.get("/metrics").get_data(as_text=True)
+    prefix = f'vision_stage_duration_seconds_count{{service="detector",stage="{stage}"}}'
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_rendered_answers_record_their_stages_too(client, images_dir):
+    photo = (images_dir / "dog.jpg").read_bytes()
+    before = {stage: stage_count(client, stage) for stage in ("inference", "render", "encode")}
+    response = post(client, "/v1/detect?render=1", photo)
+    assert response.status_code == 200
+    for stage, count in before.items():
+        assert stage_count(client, stage) == count + 1, stage
+
+
+def test_models_lists_the_endpoint_and_its_parameters_with_configured_defaults(detector_files):
+    environ = {
+        "WEIGHTS_DIR": str(detector_files),
+        "DETECTOR_MODEL": "yolov3-tiny",
+        "DETECTOR_TORCH_THREADS": "1",
+        "DETECTOR_CONF_THRESHOLD": "0.3",
+    }
+    client = create_app(environ, load_in_background=False).test_client()
+    (entry,) = client.get("/v1/models").get_json()["models"]
+    assert entry["endpoint"]["path"] == "/v1/detect" and entry["endpoint"]["renders"] is True
+    parameters = {p["name"]: p for p in entry["endpoint"]["parameters"]}
+    assert parameters["conf_threshold"]["default"] == 0.3
+    assert parameters["max_detections"] == {
+        "name": "max_detections",
+        "type": "integer",
+        "default": 100,
+        "minimum": 1,
+        "maximum": 10000,
+        "description": parameters["max_detections"]["description"],
+    }

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import io
-
 import pytest
 from PIL import Image
 
@@ -9,7 +7,6 @@ from services.detector.render import (
     BANNER_FILL,
     class_colour,
     contrasting_text_colour,
-    encode_image,
     render_detections,
 )
 
@@ -76,16 +73,3 @@ def test_colours_are_stable_distinct_and_readable():
     assert len(set(colours)) == 80
     assert contrasting_text_colour((0, 0, 128)) == (255, 255, 255)
     assert contrasting_text_colour((255, 230, 0)) == (0, 0, 0)
-
-
-@pytest.mark.parametrize(("fmt", "magic"), [("jpeg", b"\xff\xd8"), ("png", b"\x89PNG")])
-def test_encode_image(grey_image, fmt, magic):
-    data = encode_image(grey_image.convert("RGBA"), fmt)
-    assert data.startswith(magic)
-    with Image.open(io.BytesIO(data)) as decoded:
-        assert decoded.size == (640, 480)
-
-
-def test_encode_image_rejects_unknown_format(grey_image):
-    with pytest.raises(ValueError, match="unsupported image format 'gif'"):
-        encode_image(grey_image, "gif")

@@ -13,6 +13,10 @@ from services.detector.yolo import (
     xywh_to_xyxy,
 )
 
+# Thresholds these tests were written for (postprocess itself has no defaults: the
+# service passes its configured ones).
+LOOSE = {"conf_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100}
+
 SIZES = [(640, 480), (480, 640), (500, 500), (1352, 900), (33, 417), (417, 33), (7, 5)]
 
 
@@ -91,7 +95,7 @@ def test_postprocess_nms_is_per_class():
         (101, 100, 50, 50, 0.7, 1, 1.0),  # other class, same place: kept
         (300, 300, 40, 40, 0.6, 0, 1.0),  # same class, far away: kept
     )
-    detections = postprocess(pred, IDENTITY, conf_threshold=0.25, iou_threshold=0.45)
+    detections = postprocess(pred, IDENTITY, **LOOSE)
     assert [(d["class_id"], d["confidence"]) for d in detections] == [
         (0, 0.9),
         (1, 0.7),
@@ -102,20 +106,20 @@ def test_postprocess_nms_is_per_class():
 
 def test_postprocess_score_is_objectness_times_class_probability():
     pred = rows((100, 100, 20, 20, 0.5, 2, 0.6), (200, 200, 20, 20, 0.9, 1, 0.2))
-    detections = postprocess(pred, IDENTITY, conf_threshold=0.25)
+    detections = postprocess(pred, IDENTITY, **LOOSE)
     assert [(d["class_id"], d["confidence"]) for d in detections] == [(2, 0.3)]  # 0.18 dropped
 
 
 def test_postprocess_respects_max_detections_and_sorts():
     pred = rows(*[(20 + 30 * i, 50, 20, 20, 0.3 + 0.05 * i, 0, 1.0) for i in range(10)])
-    detections = postprocess(pred, IDENTITY, max_detections=4)
+    detections = postprocess(pred, IDENTITY, **{**LOOSE, "max_detections": 4})
     assert [d["confidence"] for d in detections] == [0.75, 0.7, 0.65, 0.6]
 
 
 def test_postprocess_maps_to_original_pixels_and_rounds():
     info = LetterboxInfo(scale=0.5, pad_x=0, pad_y=52, orig_w=832, orig_h=624)
     pred = rows((100.123, 152.0, 40.0, 20.0, 0.987654, 1, 1.0))
-    (detection,) = postprocess(pred, info)
+    (detection,) = postprocess(pred, info, **LOOSE)
     assert detection == {
         "class_id": 1,
         "confidence": 0.9877,
@@ -128,14 +132,14 @@ def test_postprocess_drops_boxes_in_the_border_and_nan_rows():
     info = LetterboxInfo(scale=0.5, pad_x=0, pad_y=52, orig_w=832, orig_h=624)
     pred = rows((100, 20, 40, 20, 0.9, 0, 1.0), (100, 200, 40, 20, 0.9, 0, 1.0))
     pred = torch.cat([pred, torch.full((1, 8), float("nan"))])
-    detections = postprocess(pred, info)
+    detections = postprocess(pred, info, **LOOSE)
     assert len(detections) == 1 and detections[0]["box"]["y1"] == 276.0
 
 
 def test_postprocess_accepts_half_precision_and_empty_input():
     pred = rows((100, 100, 20, 20, 0.9, 0, 1.0)).half()
-    assert len(postprocess(pred, IDENTITY)) == 1
-    assert postprocess(torch.zeros(0, 85), IDENTITY) == []
+    assert len(postprocess(pred, IDENTITY, **LOOSE)) == 1
+    assert postprocess(torch.zeros(0, 85), IDENTITY, **LOOSE) == []
 
 
 def test_load_class_names(coco_names_path, tmp_path):

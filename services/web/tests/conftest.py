@@ -68,6 +68,8 @@ def detector_service(tmp_path_factory, request):
         "DETECTOR_NAMES": str(files / "coco.names"),
         "DETECTOR_WEIGHTS": str(files / "yolov3-tiny.weights"),
         "DETECTOR_MODEL": "yolov3-tiny",
+        # Not the default (0.5): the published OpenAPI document must show the running value.
+        "DETECTOR_CONF_THRESHOLD": "0.3",
         "DETECTOR_WORKERS": "1",
         "DETECTOR_TORCH_THREADS": "1",
         "DETECTOR_DEVICE": "cpu",

@@ -9,6 +9,28 @@ from services.web.upstream import CLASSIFIER, DETECTOR
 UNTRAINED_WARNING = "This model runs on untrained stand-in weights."
 
 
+def _parameter(name, kind, default, minimum, maximum):
+    return {"name": name, "type": kind, "default": default, "minimum": minimum,
+            "maximum": maximum, "description": f"{name} (canned)."}  # fmt: skip
+
+
+# The "endpoint" part of the services' /v1/models entries (their declared parameters).
+DETECTOR_ENDPOINT = {
+    "path": "/v1/detect",
+    "renders": True,
+    "parameters": [
+        _parameter("conf_threshold", "number", 0.5, 0.0, 1.0),
+        _parameter("iou_threshold", "number", 0.45, 0.0, 1.0),
+        _parameter("max_detections", "integer", 100, 1, 10000),
+    ],
+}
+CLASSIFIER_ENDPOINT = {
+    "path": "/v1/classify",
+    "renders": False,
+    "parameters": [_parameter("top_k", "integer", 5, 1, 1000)],
+}
+
+
 def detection_body(trained: bool = False) -> dict:
     body = {
         "detections": [
@@ -82,6 +104,16 @@ class FakeModelServices:
 
     def list_models(self, request_id: str) -> list[dict]:
         return [
-            {"service": DETECTOR, "name": "yolov3-tiny", "weights": {"trained": False}},
-            {"service": CLASSIFIER, "name": "resnet18", "weights": {"trained": True}},
+            {
+                "service": DETECTOR,
+                "name": "yolov3-tiny",
+                "weights": {"trained": False},
+                "endpoint": DETECTOR_ENDPOINT,
+            },
+            {
+                "service": CLASSIFIER,
+                "name": "resnet18",
+                "weights": {"trained": True},
+                "endpoint": CLASSIFIER_ENDPOINT,
+            },
         ]

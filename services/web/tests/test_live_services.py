@@ -128,3 +128,15 @@ def test_upload_with_both_real_services(classifier_service, detector_service, do
     models = client.get("/v1/models").json["models"]
     assert [entry["service"] for entry in models] == ["detector", "classifier"]
     assert all(entry["weights"]["trained"] is False for entry in models)
+
+
+def test_openapi_shows_the_running_services_defaults(classifier_service, detector_service):
+    client = create_app(
+        {"WEB_CLASSIFIER_URL": classifier_service.url, "WEB_DETECTOR_URL": detector_service.url}
+    ).test_client()
+    paths = client.get("/openapi.json").json["paths"]
+    detect = {p["name"]: p["schema"] for p in paths["/v1/detect"]["post"]["parameters"]}
+    assert detect["conf_threshold"]["default"] == 0.3  # DETECTOR_CONF_THRESHOLD of the fixture
+    assert set(detect) == {"conf_threshold", "iou_threshold", "max_detections", "render"}
+    (top_k,) = paths["/v1/classify"]["post"]["parameters"]
+    assert top_k["schema"] == {"type": "integer", "default": 5, "minimum": 1, "maximum": 1000}

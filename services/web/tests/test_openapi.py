@@ -2,6 +2,13 @@
 
 from services.web import openapi
 from services.web.app import create_app
+from services.web.tests.fakes import FakeModelServices
+
+
+def served_document() -> dict:
+    """The document as served while both (canned) model services answer."""
+    return openapi.live_document(FakeModelServices().list_models("test"))
+
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -39,7 +46,7 @@ def test_every_web_route_is_documented_at_its_public_path():
 
 
 def test_the_model_apis_and_health_endpoints_behind_nginx_are_documented():
-    paths = openapi.OPENAPI_DOCUMENT["paths"]
+    paths = served_document()["paths"]
     assert "post" in paths["/v1/detect"] and "post" in paths["/v1/classify"]
     for service in ("detector", "classifier", "web"):
         for endpoint in ("healthz", "readyz", "metrics"):
@@ -50,7 +57,7 @@ def test_the_model_apis_and_health_endpoints_behind_nginx_are_documented():
 
 
 def test_document_is_structurally_valid_openapi_3_1():
-    document = openapi.OPENAPI_DOCUMENT
+    document = served_document()
     assert document["openapi"].startswith("3.1.")
     assert document["info"]["title"] and document["info"]["version"]
     assert document["paths"]
@@ -80,7 +87,17 @@ def test_error_schema_lists_every_documented_error_code():
     assert set(schema["properties"]["error"]["properties"]["code"]["enum"]) == set(codes)
 
 
-def test_served_document_is_the_module_document(client):
+def test_served_document_is_the_module_document_with_the_services_parameters(client):
     response = client.get("/openapi.json")
     assert response.status_code == 200
-    assert response.json == openapi.OPENAPI_DOCUMENT
+    assert response.json == served_document()
+    (top_k,) = response.json["paths"]["/v1/classify"]["post"]["parameters"]
+    assert top_k["schema"] == {"type": "integer", "default": 5, "minimum": 1, "maximum": 1000}
+
+
+def test_a_service_that_does_not_answer_keeps_its_path_with_a_note():
+    only_classifier = [
+        e for e in FakeModelServices().list_models("t") if e["service"] != "detector"
+    ]
+    detect = openapi.live_document(only_classifier)["paths"]["/v1/detect"]["post"]
+    assert detect["parameters"] == [] and "did not answer" in detect["description"]

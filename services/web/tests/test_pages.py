@@ -107,6 +107,7 @@ def test_docs_page_lists_every_documented_endpoint_with_curl(client):
         assert f"{method}</span> {path}</code>" in html, (method, path)
         for sample in operation["x-codeSamples"]:
             assert sample["source"].replace("'", "&#39;") in html
+    assert "<code>conf_threshold</code>" in html and "<code>top_k</code>" in html  # declared
     assert "curl -F image=@dog.jpg http://localhost:8080/v1/detect" in html
     assert "?render=1&#39; -o out.jpg" in html
     for status, code, _ in openapi.ERROR_CODES:
