@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= $(abspath ../shared/data)
 WEIGHTS_DIR ?= weights
-REQUIREMENTS := constraints.txt requirements-dev.txt services/common/requirements.txt \
+REQUIREMENTS := constraints.txt requirements-dev.txt services/kit/requirements.txt \
 	services/classifier/requirements.txt services/detector/requirements.txt \
 	services/web/requirements.txt
 

@@ -8,7 +8,7 @@ FROM ${MODEL_BASE_IMAGE}
 
 ARG PIP_FIND_LINKS=
 ARG PIP_NO_INDEX=
-COPY services/common/requirements.txt /tmp/req/common/requirements.txt
+COPY services/kit/requirements.txt /tmp/req/kit/requirements.txt
 COPY services/classifier/requirements.txt /tmp/req/classifier/requirements.txt
 COPY services/detector/requirements.txt /tmp/req/detector/requirements.txt
 RUN pip install -r /tmp/req/classifier/requirements.txt -r /tmp/req/detector/requirements.txt \
@@ -17,7 +17,8 @@ RUN pip install -r /tmp/req/classifier/requirements.txt -r /tmp/req/detector/req
 
 WORKDIR /app
 COPY services/*.py services/
-COPY services/common/ services/common/
+COPY services/kit/ services/kit/
+COPY services/core/ services/core/
 COPY services/classifier/ services/classifier/
 COPY services/detector/ services/detector/
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from services.common.imaging import FORMAT_MIMETYPES
+from services.kit.imaging import FORMAT_MIMETYPES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS_DIR = REPO_ROOT.parent / "shared" / "data" / "images"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from services.common.settings import EnvReader, SettingsError, max_body_mb
+from services.kit.settings import EnvReader, SettingsError, max_body_mb
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.j2")
 SERVICES = ("detector", "classifier", "web")

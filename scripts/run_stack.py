@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nginx.render import parse_upstreams
-from services.common.settings import EnvReader, SettingsError
+from services.kit.settings import EnvReader, SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUN_DIR = REPO_ROOT / ".run"

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from services.common.weights import WeightsError, download, inspect_weights, sha256_file
+from services.kit.weights import WeightsError, download, inspect_weights, sha256_file
 
 BANNER = "!" * 78
 

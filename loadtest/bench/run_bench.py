@@ -33,7 +33,7 @@ from loadtest.bench.client import run_level
 from loadtest.bench.peer_venv import DEFAULT_VENV, PeerUnavailable, ensure_peer_venv
 from loadtest.bench.publish import write_outputs
 from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
-from services.common.weights import inspect_weights
+from services.kit.weights import inspect_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = ("ceiling", "stack", "baseline", "litserve", "torchserve")

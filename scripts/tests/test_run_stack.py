@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scripts.run_stack import plan, procfile
-from services.common.settings import SettingsError
+from services.kit.settings import SettingsError
 
 
 def test_all_runs_everything_behind_nginx():

@@ -8,7 +8,7 @@ from flask import Flask
 
 from services.classifier.model import Classifier
 from services.classifier.settings import ClassifierSettings
-from services.common.model_app import create_model_app
+from services.core.routes import create_model_app
 
 SERVICE = "classifier"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from services.classifier.settings import DEFAULT_PORT, PREFIX, ClassifierSettings
-from services.common.gunicorn_hooks import gunicorn_settings
+from services.kit.gunicorn_hooks import gunicorn_settings
 
 globals().update(
     gunicorn_settings(

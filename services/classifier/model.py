@@ -16,11 +16,11 @@ from torchvision.models import get_model, get_model_weights
 
 from services.classifier.official import official_checksums
 from services.classifier.settings import ClassifierSettings
-from services.common.model_service import VisionModel
-from services.common.parameters import Parameter
-from services.common.settings import SettingsError
-from services.common.torch_runtime import select_device, select_dtype
-from services.common.weights import WeightsError, inspect_weights
+from services.core.declaration import VisionModel
+from services.core.torch_runtime import select_device, select_dtype
+from services.kit.parameters import Parameter
+from services.kit.settings import SettingsError
+from services.kit.weights import WeightsError, inspect_weights
 
 
 def classification_architectures() -> list[str]:

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.paths import weights_dir
-from services.common.settings import EnvReader, ServingSettings, read_workers
+from services.kit.paths import weights_dir
+from services.kit.settings import EnvReader, ServingSettings, read_workers
 
 PREFIX = "CLASSIFIER"
 DEFAULT_PORT = 8001

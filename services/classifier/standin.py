@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torchvision.models import get_model
 
-from services.common.weights import write_standin_marker
+from services.kit.weights import write_standin_marker
 
 
 def write_standin_state_dict(arch: str, path: Path, seed: int = 0) -> Path:

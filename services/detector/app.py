@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from services.common.model_app import create_model_app
+from services.core.routes import create_model_app
 from services.detector.model import Detector
 from services.detector.settings import DetectorSettings
 

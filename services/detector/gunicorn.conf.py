@@ -4,8 +4,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from services.common.gunicorn_hooks import gunicorn_settings
 from services.detector.settings import DEFAULT_PORT, PREFIX, validate
+from services.kit.gunicorn_hooks import gunicorn_settings
 
 globals().update(
     gunicorn_settings(

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from services.common.model_service import Rendered, VisionModel
-from services.common.parameters import Parameter
-from services.common.settings import SettingsError
-from services.common.torch_runtime import select_device, select_dtype
-from services.common.weights import inspect_weights
+from services.core.declaration import Rendered, VisionModel
+from services.core.torch_runtime import select_device, select_dtype
 from services.detector.darknet.model import build_model
 from services.detector.darknet.weights import load_darknet_weights, load_state_dict_file
 from services.detector.official import official_checksums
 from services.detector.render import render_detections
 from services.detector.settings import DetectorSettings
 from services.detector.yolo import LetterboxInfo, letterbox, load_class_names, postprocess
+from services.kit.parameters import Parameter
+from services.kit.settings import SettingsError
+from services.kit.weights import inspect_weights
 
 UNTRAINED_BANNER = "UNTRAINED STAND-IN WEIGHTS - detections are meaningless"
 

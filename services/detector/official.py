@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.weights import sha256_file
+from services.kit.weights import sha256_file
 
 
 @dataclass(frozen=True)

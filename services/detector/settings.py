@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.paths import weights_dir
-from services.common.settings import EnvReader, ServingSettings, SettingsError, read_workers
 from services.detector.darknet.cfg import CfgError, DarknetCfg, parse_cfg
+from services.kit.paths import weights_dir
+from services.kit.settings import EnvReader, ServingSettings, SettingsError, read_workers
 
 PREFIX = "DETECTOR"
 DEFAULT_PORT = 8002

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.common.weights import STANDIN_SUFFIX, write_standin_marker
 from services.detector.darknet.cfg import parse_cfg
 from services.detector.darknet.model import (
     ConvolutionalLayer,
@@ -31,6 +30,7 @@ from services.detector.darknet.model import (
     build_model,
 )
 from services.detector.darknet.weights import WeightsHeader, write_darknet_weights
+from services.kit.weights import STANDIN_SUFFIX, write_standin_marker
 
 # Target (mean, std) of each yolo logit group after calibration.
 _XY_LOGITS = (0.0, 1.0)
@@ -150,7 +150,7 @@ def write_standin_weights(
 ) -> WeightsHeader:
     """Write untrained stand-in ``.weights`` for the cfg at ``cfg_path`` (``seen`` = 0).
 
-    Also writes the ``<out>.standin.json`` marker (services.common.weights) by which services
+    Also writes the ``<out>.standin.json`` marker (services.kit.weights) by which services
     recognise the file as untrained, so a stand-in can never pass for trained weights.
     """
     model = build_model(parse_cfg(cfg_path))

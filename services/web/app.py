@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from markupsafe import Markup, escape
 
-from services.common.errors import ApiError
-from services.common.service_app import create_service_app
+from services.kit.errors import ApiError
+from services.kit.flask_app import create_service_app
 from services.web import openapi, results_view
 from services.web.boxes import class_colour, overlay_boxes
 from services.web.i18n import LANGUAGE_COOKIE, Translator, catalogue, choose_language, languages

@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from services.common.gunicorn_hooks import gunicorn_settings
+from services.kit.gunicorn_hooks import gunicorn_settings
 from services.web.settings import DEFAULT_HTTP_THREADS, DEFAULT_PORT, PREFIX, WebSettings
 
 globals().update(

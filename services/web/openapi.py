@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from services.common.parameters import openapi_query_parameter
+from services.kit.parameters import openapi_query_parameter
 
 EXAMPLE_BASE_URL = "http://localhost:8080"
 

@@ -14,9 +14,9 @@ from flask import Request
 from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from services.common.errors import ApiError
-from services.common.imaging import FORMAT_MIMETYPES, SUPPORTED_FORMATS
-from services.common.uploads import FIELD_NAMES
+from services.kit.errors import ApiError
+from services.kit.imaging import FORMAT_MIMETYPES, SUPPORTED_FORMATS
+from services.kit.uploads import FIELD_NAMES
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.settings import EnvReader, SettingsError, max_body_mb
+from services.kit.settings import EnvReader, SettingsError, max_body_mb
 
 PREFIX = "WEB"
 DEFAULT_PORT = 8003

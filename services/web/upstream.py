@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from services.common.errors import error_body
-from services.common.requestlog import REQUEST_ID_HEADER
+from services.kit.errors import error_body
+from services.kit.requestlog import REQUEST_ID_HEADER
 from services.web.photos import Photo
 
 DETECTOR = "detector"

@@ -255,7 +255,7 @@ def entrypoint_default(variable: str) -> str:
 
 
 def graceful_timeout_default() -> int:
-    text = (REPO_ROOT / "services/common/gunicorn_hooks.py").read_text()
+    text = (REPO_ROOT / "services/kit/gunicorn_hooks.py").read_text()
     return int(re.search(r'"GRACEFUL_TIMEOUT", (\d+)', text).group(1))
 
 

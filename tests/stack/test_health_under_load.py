@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import requests
 
-from services.common.probe_worker import is_probe_request
+from services.kit.probe_worker import is_probe_request
 from tests.support.load import ClosedLoopLoad
 from tests.support.stack import run_stack
 

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from services.common.model_service import UNTRAINED_WARNING
+from services.core.declaration import UNTRAINED_WARNING
 
 
 def png_bytes(size=(320, 240), colour=(200, 30, 30)) -> bytes:

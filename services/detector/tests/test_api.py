@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from services.common.model_service import UNTRAINED_WARNING
+from services.core.declaration import UNTRAINED_WARNING
 from services.detector.app import create_app
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.weights import sha256_file
 from services.detector import official
+from services.kit.weights import sha256_file
 
 
 @pytest.mark.parametrize(

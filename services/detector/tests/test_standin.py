@@ -4,12 +4,12 @@ import pytest
 import torch
 from PIL import Image
 
-from services.common.weights import inspect_weights
 from services.detector import official
 from services.detector.darknet.model import build_model
 from services.detector.darknet.weights import load_darknet_weights, parse_header
 from services.detector.weights_standin import main, write_standin_weights
 from services.detector.yolo import letterbox, postprocess
+from services.kit.weights import inspect_weights
 
 
 @pytest.fixture(scope="module")

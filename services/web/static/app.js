@@ -6,7 +6,7 @@
 (() => {
   const config = JSON.parse(document.getElementById("web-config").textContent);
   const SVG_NS = "http://www.w3.org/2000/svg";
-  // What the model services decode (services/common/imaging.py SUPPORTED_CONTENT_TYPES).
+  // What the model services decode (services/kit/imaging.py SUPPORTED_CONTENT_TYPES).
   const SUPPORTED_TYPES = new Set([
     "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/bmp", "image/x-bmp",
     "image/x-ms-bmp", "image/webp", "image/gif", "image/tiff",

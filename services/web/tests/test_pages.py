@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from services.common.settings import SettingsError
+from services.kit.settings import SettingsError
 from services.web import openapi
 from services.web.app import create_app
 from services.web.settings import WebSettings

@@ -6,7 +6,7 @@ import re
 import pytest
 from PIL import Image
 
-from services.common.uploads import InMemoryRequest
+from services.kit.uploads import InMemoryRequest
 from services.web.app import create_app
 from services.web.tests.fakes import (
     FakeModelServices,

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from services.common.errors import ApiError
+from services.kit.errors import ApiError
 
 # Formats a browser or camera produces; anything else Pillow can read is refused with 415.
 SUPPORTED_FORMATS = {"JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "MPO"}

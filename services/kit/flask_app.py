@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common.errors import install_error_handlers
-from services.common.metrics import render_metrics
-from services.common.requestlog import configure_logging, install_request_logging
-from services.common.uploads import InMemoryRequest
+from services.kit.errors import install_error_handlers
+from services.kit.metrics import render_metrics
+from services.kit.requestlog import configure_logging, install_request_logging
+from services.kit.uploads import InMemoryRequest
 
 
 def create_service_app(import_name: str, service: str, max_body_bytes: int, log_level: str):

@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from services.common.settings import SettingsError
+from services.kit.settings import SettingsError
 
 log = logging.getLogger(__name__)
 

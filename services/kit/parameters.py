@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.errors import ApiError
+from services.kit.errors import ApiError
 
 _KIND_NAMES = {int: "an integer", float: "a number"}
 

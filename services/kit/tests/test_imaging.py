@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.errors import ApiError
-from services.common.imaging import decode_image, to_rgb
+from services.kit.errors import ApiError
+from services.kit.imaging import decode_image, to_rgb
 
 LIMIT = 40_000_000
 

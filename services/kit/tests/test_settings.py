@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.settings import EnvReader, ServingSettings, SettingsError
+from services.kit.settings import EnvReader, ServingSettings, SettingsError
 
 
 def reader(**values: str) -> EnvReader:
@@ -43,7 +43,7 @@ def test_workers_times_threads_may_not_exceed_the_cpus():
 
 
 def test_cpu_quota_from_cgroup_v2_and_v1(tmp_path):
-    from services.common.settings import available_cpus, cgroup_cpu_quota
+    from services.kit.settings import available_cpus, cgroup_cpu_quota
 
     v2 = tmp_path / "v2"
     v2.mkdir()

@@ -20,13 +20,13 @@ import tempfile
 
 # Only light modules here: this runs in the master, which must not import
 # prometheus_client before PROMETHEUS_MULTIPROC_DIR is set (it picks its value store once).
-from services.common.readiness import (
+from services.kit.readiness import (
     EXIT_ON_LOAD_FAILURE_ENV,
     EXPECTED_WORKERS_ENV,
     READY_DIR_ENV,
     forget_worker,
 )
-from services.common.settings import EnvReader, SettingsError
+from services.kit.settings import EnvReader, SettingsError
 
 RUNTIME_DIR_ENV = "VISION_RUNTIME_DIR"
 
@@ -53,7 +53,7 @@ def gunicorn_settings(
         "wsgi_app": app,
         "bind": [f"{host}:{port}"],
         "workers": workers,
-        "worker_class": "services.common.probe_worker.ProbeAwareThreadWorker",
+        "worker_class": "services.kit.probe_worker.ProbeAwareThreadWorker",
         "threads": threads,
         "timeout": timeout,
         "graceful_timeout": graceful,

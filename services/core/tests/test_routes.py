@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from services.common.model_app import encode_picture
+from services.core.routes import encode_picture
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import uuid
 
 from flask import Flask, g, request
 
-from services.common import metrics
+from services.kit import metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Names the replica and worker that answered: lets people and tests see load balancing.

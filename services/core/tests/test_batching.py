@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from services.common.batching import DynamicBatcher
+from services.core.batching import DynamicBatcher
 
 
 def test_concurrent_callers_share_batches_and_get_their_own_rows():

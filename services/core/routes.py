@@ -15,19 +15,15 @@ import os
 from flask import Flask, Response, g, jsonify, request
 from PIL import Image
 
-from services.common.errors import ApiError
-from services.common.metrics import record_stage_timings
-from services.common.model_service import (
-    UNTRAINED_WARNING,
-    InferencePipeline,
-    PipelineResult,
-    VisionModel,
-)
-from services.common.readiness import EXIT_ON_LOAD_FAILURE_ENV, workers_ready
-from services.common.service_app import create_service_app
-from services.common.settings import ServingSettings
-from services.common.timing import timed
-from services.common.uploads import read_uploaded_images
+from services.core.declaration import UNTRAINED_WARNING, VisionModel
+from services.core.pipeline import InferencePipeline, PipelineResult
+from services.kit.errors import ApiError
+from services.kit.flask_app import create_service_app
+from services.kit.metrics import record_stage_timings
+from services.kit.readiness import EXIT_ON_LOAD_FAILURE_ENV, workers_ready
+from services.kit.settings import ServingSettings
+from services.kit.timing import timed
+from services.kit.uploads import read_uploaded_images
 
 _WORKER_BOOT_ERROR = 3  # gunicorn's code for "Worker failed to boot": the master stops
 PICTURE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG"}

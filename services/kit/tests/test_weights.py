@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from services import fetch_weights
-from services.common.weights import WeightsError, download, inspect_weights
+from services.kit.weights import WeightsError, download, inspect_weights
 
 
 def test_download_from_a_file_url_checks_the_sha256(tmp_path):

@@ -10,8 +10,8 @@ import io
 
 from flask import Request
 
-from services.common.errors import ApiError
-from services.common.imaging import SUPPORTED_CONTENT_TYPES
+from services.kit.errors import ApiError
+from services.kit.imaging import SUPPORTED_CONTENT_TYPES
 
 FIELD_NAMES = ("image", "file")
 

@@ -1,0 +1,87 @@
+"""What a model declares: one object for its whole request path (see VisionModel).
+
+A model states its route and request parameters, ``load``, ``preprocess``, ``forward``,
+``postprocess`` and optionally ``render``, with its metadata typed (``MetaT``) from
+preprocess to postprocess. The core (services.core.routes) registers the route, validates
+the parameters before reading the body, decodes uploads, batches ``forward`` across
+concurrent requests (services.core.pipeline), and builds the JSON envelope or the encoded
+picture. A new model is a new folder with one such class, an ``app.py`` of two lines and
+its ``gunicorn.conf.py``: nothing in the core changes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import torch
+from PIL import Image
+
+from services.kit.parameters import Parameter
+from services.kit.weights import WeightsInfo
+
+MetaT = TypeVar("MetaT")
+
+UNTRAINED_WARNING = (
+    "This model runs on untrained stand-in weights (randomly initialised, generated offline): "
+    "its predictions are meaningless. Install the official weights to get real results."
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A picture answer: the drawn image and the model's own response headers."""
+
+    picture: Image.Image
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class VisionModel(ABC, Generic[MetaT]):
+    """One servable model, its whole request path. Heavy work (building the network,
+    reading and hashing weights) happens in ``load``, after fork, never at import or in
+    the constructor."""
+
+    name: str
+    route: str  # the POST endpoint, e.g. "/v1/detect"
+    renders: bool = False  # True: ``render`` answers ?render=1 / Accept: image/*
+    jpeg_quality: int = 90
+    weights: WeightsInfo  # set by load()
+
+    def parameters(self) -> list[Parameter]:
+        """The request's query parameters, with the running configuration's defaults."""
+        return []
+
+    @abstractmethod
+    def load(self) -> None:
+        """Build the network, load the weights onto the configured device, set ``weights``."""
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, MetaT]:
+        """RGB image -> (input Tensor[C, H, W] on CPU, what postprocessing needs)."""
+
+    @abstractmethod
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Tensor[B, C, H, W] (CPU) -> model outputs Tensor[B, ...] as float32 on CPU."""
+
+    @abstractmethod
+    def postprocess(self, output: torch.Tensor, meta: MetaT, params: Mapping[str, float]) -> dict:
+        """One image's output row -> its JSON result (the core adds ``image`` and the rest)."""
+
+    def render(self, meta: MetaT, result: dict) -> Rendered:
+        """The picture answer for one image's ``result`` (only when ``renders``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not render")
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """The ``/v1/models`` entry: architecture, input size, classes, device."""
+
+    def warm_up(self) -> None:
+        """One inference on a blank image, so the first request pays no lazy-init cost."""
+        tensor, _ = self.preprocess(Image.new("RGB", (640, 480), (127, 127, 127)))
+        self.forward(tensor.unsqueeze(0))
+
+    def model_summary(self) -> dict:
+        """The short model description embedded in every response."""
+        return {"name": self.name, "trained": self.weights.trained, "weights": self.weights.source}
