@@ -43,10 +43,11 @@ def build(task: str, weights_dir: Path, detector_model: str, photos_dir: Path):
     if task == "classify":
         from torchvision.models import ResNet18_Weights
 
-        from services.classifier.model import build_network, load_state_dict_file
+        from services.classifier.model import build_network
+        from services.core.state_dict import load_state_dict_file
 
         network = build_network("resnet18")
-        load_state_dict_file(network, weights_dir / "resnet18.pth")
+        load_state_dict_file(network, weights_dir / "resnet18.pth", "resnet18")
         transform = ResNet18_Weights.DEFAULT.transforms()
         tensors = [transform(image) for image in images]
     else:

@@ -7,7 +7,6 @@ center crop, normalize) and the labels are the weights' own category list.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 import torchvision
@@ -17,10 +16,11 @@ from torchvision.models import get_model, get_model_weights
 from services.classifier.official import official_checksums
 from services.classifier.settings import ClassifierSettings
 from services.core.declaration import VisionModel
+from services.core.state_dict import load_state_dict_file
 from services.core.torch_runtime import select_device, select_dtype
 from services.kit.parameters import Parameter
 from services.kit.settings import SettingsError
-from services.kit.weights import WeightsError, inspect_weights
+from services.kit.weights import inspect_weights
 
 
 def classification_architectures() -> list[str]:
@@ -35,21 +35,6 @@ def build_network(arch: str) -> torch.nn.Module:
             "(see torchvision.models.list_models(module=torchvision.models))"
         )
     return get_model(arch, weights=None)
-
-
-def load_state_dict_file(network: torch.nn.Module, path: Path) -> None:
-    """Load a torchvision-format ``state_dict`` (.pth) into ``network``, strictly."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"{path}: not a readable torch state_dict ({error})") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: expected a state_dict, found {type(state).__name__}")
-    try:
-        network.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first_line = str(error).splitlines()[0]
-        raise WeightsError(f"{path} does not fit the architecture: {first_line}") from None
 
 
 def top_k_predictions(probabilities: torch.Tensor, categories: list[str], k: int) -> list[dict]:
@@ -87,7 +72,7 @@ class Classifier(VisionModel[None]):
         self.device = select_device(self.settings.serving.device)
         self.dtype = select_dtype(self.device, self.settings.serving.half)
         network = build_network(self.settings.arch)
-        load_state_dict_file(network, self.settings.weights_path)
+        load_state_dict_file(network, self.settings.weights_path, self.settings.arch)
         self.network = network.eval().to(self.device, self.dtype)
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:

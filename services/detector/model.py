@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from services.core.declaration import Rendered, VisionModel
+from services.core.state_dict import load_state_dict_file
 from services.core.torch_runtime import select_device, select_dtype
 from services.detector.darknet.model import build_model
-from services.detector.darknet.weights import load_darknet_weights, load_state_dict_file
+from services.detector.darknet.weights import load_darknet_weights
 from services.detector.official import official_checksums
 from services.detector.render import render_detections
 from services.detector.settings import DetectorSettings
@@ -81,7 +82,7 @@ class Detector(VisionModel[DetectorInput]):
                 f"{network.num_classes} classes"
             )
         if self.settings.weights_path.suffix in STATE_DICT_SUFFIXES:
-            load_state_dict_file(network, self.settings.weights_path)
+            load_state_dict_file(network, self.settings.weights_path, self.settings.cfg_path.name)
         else:
             load_darknet_weights(network, self.settings.weights_path)
         self.num_classes = network.num_classes

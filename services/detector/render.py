@@ -6,22 +6,15 @@ added by the caller; boxes are in the image's own pixels.
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from services.kit.colours import class_colour_rgb
+
 BANNER_FILL = (200, 0, 0)
 BANNER_TEXT = (255, 255, 255)
-_GOLDEN_RATIO_CONJUGATE = 0.618033988749895
-
-
-def class_colour(class_id: int) -> tuple[int, int, int]:
-    """A stable, distinct RGB colour per class: hues spaced by the golden ratio."""
-    hue = (class_id * _GOLDEN_RATIO_CONJUGATE) % 1.0
-    red, green, blue = colorsys.hsv_to_rgb(hue, 0.8, 0.95)
-    return round(red * 255), round(green * 255), round(blue * 255)
 
 
 def contrasting_text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -85,7 +78,7 @@ def _draw_detection(
 ) -> None:
     box = detection["box"]
     x1, y1, x2, y2 = box["x1"], box["y1"], box["x2"], box["y2"]
-    colour = class_colour(int(detection["class_id"]))
+    colour = class_colour_rgb(int(detection["class_id"]))
     draw.rectangle((x1, y1, x2, y2), outline=colour, width=line_width)
 
     text = f"{detection.get('label', detection['class_id'])} {detection['confidence']:.2f}"

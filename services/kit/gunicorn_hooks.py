@@ -26,7 +26,7 @@ from services.kit.readiness import (
     READY_DIR_ENV,
     forget_worker,
 )
-from services.kit.settings import EnvReader, SettingsError
+from services.kit.settings import EnvReader, SettingsError, read_workers
 
 RUNTIME_DIR_ENV = "VISION_RUNTIME_DIR"
 
@@ -41,7 +41,7 @@ def gunicorn_settings(
         validate(env)
         host = env.string("HOST", "0.0.0.0")
         port = env.integer("PORT", default_port, 1, 65535)
-        workers = env.integer("WORKERS", 1, 1, 64)
+        workers = read_workers(env)
         threads = env.integer("HTTP_THREADS", default_http_threads, 1, 256)
         timeout = env.integer("WORKER_TIMEOUT", 120, 10, 3600)
         graceful = env.integer("GRACEFUL_TIMEOUT", 30, 1, 3600)

@@ -46,6 +46,17 @@ Image.MAX_IMAGE_PIXELS = None
 _WHITE = (255, 255, 255)
 
 
+def require_supported_format(image_format: str | None) -> None:
+    """415 ``unsupported_image_format`` unless Pillow's format name is one we take."""
+    if image_format not in SUPPORTED_FORMATS:
+        raise ApiError(
+            415,
+            "unsupported_image_format",
+            f"Image format {image_format} is not supported; "
+            "send JPEG, PNG, BMP, WebP, GIF or TIFF.",
+        )
+
+
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode ``data`` into an RGB image with EXIF orientation applied.
 
@@ -62,13 +73,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ApiError(400, "invalid_image", "The upload is not a readable image.") from None
     except Exception:
         raise ApiError(400, "invalid_image", "The upload is not a readable image.") from None
-    if image.format not in SUPPORTED_FORMATS:
-        raise ApiError(
-            415,
-            "unsupported_image_format",
-            f"Image format {image.format} is not supported; "
-            "send JPEG, PNG, BMP, WebP, GIF or TIFF.",
-        )
+    require_supported_format(image.format)
     width, height = image.size
     if width * height > max_pixels:
         raise ApiError(

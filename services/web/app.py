@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from markupsafe import Markup, escape
 
+from services.kit.colours import class_colour_css
 from services.kit.errors import ApiError
 from services.kit.flask_app import create_service_app
 from services.web import openapi, results_view
-from services.web.boxes import class_colour, overlay_boxes
+from services.web.boxes import overlay_boxes
 from services.web.i18n import LANGUAGE_COOKIE, Translator, catalogue, choose_language, languages
 from services.web.photos import read_conf_threshold, read_photo
 from services.web.settings import WebSettings
@@ -77,7 +78,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             client_config=client_config,
             view=results_view,
             overlay_boxes=overlay_boxes,
-            class_colour=class_colour,
+            class_colour=class_colour_css,
             **context,
         )
         response = make_response(html, status)

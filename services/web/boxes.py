@@ -11,16 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Golden-angle hue steps spread neighbouring class ids far apart on the colour wheel, and
-# the colour depends on nothing but the id, so a class looks the same in every photo.
-_GOLDEN_ANGLE_DEG = 137.508
-
-
-def class_colour(class_id: int) -> str:
-    """A stable CSS colour for a class id. With 80 classes some hues must lie close
-    together, so odd and even ids also differ in lightness."""
-    lightness = 44 if class_id % 2 else 32
-    return f"hsl({(class_id * _GOLDEN_ANGLE_DEG) % 360:.1f} 80% {lightness}%)"
+from services.kit.colours import class_colour_css
 
 
 def label_font_size(image_width: float, image_height: float) -> float:
@@ -77,7 +68,7 @@ def overlay_boxes(
                 y=round(y1, 1),
                 width=round(x2 - x1, 1),
                 height=round(y2 - y1, 1),
-                colour=class_colour(int(detection["class_id"])),
+                colour=class_colour_css(int(detection["class_id"])),
                 caption=caption,
                 caption_x=round(caption_x, 1),
                 caption_y=round(caption_y, 1),

@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.kit.errors import ApiError
-from services.kit.imaging import FORMAT_MIMETYPES, SUPPORTED_FORMATS
+from services.kit.imaging import FORMAT_MIMETYPES, require_supported_format
 from services.kit.uploads import FIELD_NAMES
 
 
@@ -67,13 +67,7 @@ def read_photo(request: Request, limit_mb: str) -> Photo:
             "unsupported_media_type",
             f"The upload ({upload.mimetype or 'unknown type'}) is not an image.",
         ) from None
-    if image_format not in SUPPORTED_FORMATS:
-        raise ApiError(
-            415,
-            "unsupported_image_format",
-            f"Image format {image_format} is not supported; send JPEG, PNG, BMP, WebP, GIF "
-            "or TIFF.",
-        )
+    require_supported_format(image_format)
     return Photo(data, upload.filename or "photo", FORMAT_MIMETYPES[image_format])
 
 

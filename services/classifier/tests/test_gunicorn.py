@@ -155,5 +155,5 @@ def test_corrupt_weights_stop_the_service_instead_of_looping(tmp_path):
     broken.write_bytes(b"this is not a checkpoint")
     done = start_and_fail({"CLASSIFIER_WEIGHTS": str(broken)})
     assert done.returncode != 0
-    assert "not a readable torch state_dict" in done.stdout + done.stderr
+    assert "not a readable PyTorch state dict" in done.stdout + done.stderr
     assert "Worker failed to boot" in done.stderr

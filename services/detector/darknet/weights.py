@@ -14,7 +14,6 @@ hold exactly the parameters the cfg needs; anything else raises :class:`WeightsE
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +22,11 @@ import torch
 from torch import Tensor
 
 from services.detector.darknet.model import ConvolutionalLayer, DarknetBatchNorm, DarknetModel
+from services.kit.weights import WeightsError
 
 _INT32 = struct.Struct("<i")
 _SEEN64 = struct.Struct("<q")
 DEFAULT_VERSION = (0, 2, 0)  # what darknet writes for YOLOv3: 64-bit `seen`
-
-
-class WeightsError(ValueError):
-    """A weights file that does not match the model it is loaded into."""
 
 
 @dataclass(frozen=True)
@@ -145,47 +141,3 @@ def save_state_dict(model: DarknetModel, path: str | Path) -> None:
     """Save ``model.state_dict()`` (CPU tensors) with ``torch.save``."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     torch.save(state, Path(path))
-
-
-def load_state_dict_file(model: DarknetModel, path: str | Path) -> None:
-    """Load a ``.pt``/``.pth`` state dict saved for the same cfg into ``model``.
-
-    Accepts a plain state dict or ``{"state_dict": ...}``; raises :class:`WeightsError` naming the
-    missing, unexpected or wrongly shaped keys when it does not match the model exactly.
-    """
-    path = Path(path)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt/foreign files
-        raise WeightsError(f"{path.name}: not a readable PyTorch state dict ({exc})") from exc
-    if isinstance(loaded, Mapping) and "state_dict" in loaded:
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
-        raise WeightsError(f"{path.name}: expected a mapping of parameter names to tensors")
-    problems = _state_dict_mismatches(model.state_dict(), loaded)
-    if problems:
-        raise WeightsError(
-            f"{path.name} does not match model {model.cfg.source}: " + "; ".join(problems)
-        )
-    model.load_state_dict(loaded, strict=True)
-
-
-def _state_dict_mismatches(expected: Mapping[str, Tensor], loaded: Mapping[str, Tensor]) -> list:
-    def first(keys: list[str]) -> str:
-        return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-    problems = []
-    missing = [k for k in expected if k not in loaded]
-    unexpected = [k for k in loaded if k not in expected]
-    reshaped = [
-        f"{k} {tuple(loaded[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in loaded and loaded[k].shape != v.shape
-    ]
-    if missing:
-        problems.append(f"{len(missing)} missing keys ({first(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({first(unexpected)})")
-    if reshaped:
-        problems.append(f"{len(reshaped)} shape mismatches ({first(reshaped)})")
-    return problems

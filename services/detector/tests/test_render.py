@@ -5,10 +5,10 @@ from PIL import Image
 
 from services.detector.render import (
     BANNER_FILL,
-    class_colour,
     contrasting_text_colour,
     render_detections,
 )
+from services.kit.colours import class_colour_rgb as class_colour
 
 
 def detection(class_id: int, x1: float, y1: float, x2: float, y2: float, confidence=0.9):

@@ -5,16 +5,21 @@ import struct
 import pytest
 import torch
 
+from services.core.state_dict import load_state_dict_file
 from services.detector import official
 from services.detector.darknet.model import DarknetModel, build_model
 from services.detector.darknet.weights import (
     WeightsError,
     darknet_parameter_count,
     load_darknet_weights,
-    load_state_dict_file,
     save_state_dict,
     write_darknet_weights,
 )
+
+
+def load_darknet_state_dict(model: DarknetModel, path) -> None:
+    """The service's state_dict loader, naming the model by its cfg as the detector does."""
+    load_state_dict_file(model, path, model.cfg.source)
 
 
 def randomised(model: DarknetModel, seed: int) -> DarknetModel:
@@ -131,7 +136,7 @@ def test_state_dict_round_trip(tiny_source, yolov3_tiny_cfg, tmp_path):
     path = tmp_path / "tiny.pt"
     save_state_dict(tiny_source, path)
     loaded = build_model(yolov3_tiny_cfg)
-    load_state_dict_file(loaded, path)
+    load_state_dict_file(loaded, path, loaded.cfg.source)
     assert_same_parameters(loaded, tiny_source)
 
 
@@ -139,7 +144,7 @@ def test_state_dict_of_another_cfg_is_refused(tiny_source, yolov3_cfg, tmp_path)
     path = tmp_path / "tiny.pt"
     save_state_dict(tiny_source, path)
     with pytest.raises(WeightsError) as error:
-        load_state_dict_file(build_model(yolov3_cfg), path)
+        load_darknet_state_dict(build_model(yolov3_cfg), path)
     message = str(error.value)
     assert message.startswith("tiny.pt does not match model yolov3.cfg: ")
     assert "missing keys (layers.1.conv.weight" in message  # tiny layer 1 is a maxpool
@@ -151,7 +156,7 @@ def test_state_dict_file_that_is_not_one(yolov3_tiny_cfg, tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(b"not a torch file")
     with pytest.raises(WeightsError, match=r"junk\.pt: not a readable PyTorch state dict"):
-        load_state_dict_file(build_model(yolov3_tiny_cfg), path)
+        load_darknet_state_dict(build_model(yolov3_tiny_cfg), path)
     torch.save({"weights": [1, 2, 3]}, path)
     with pytest.raises(WeightsError, match="expected a mapping of parameter names to tensors"):
-        load_state_dict_file(build_model(yolov3_tiny_cfg), path)
+        load_darknet_state_dict(build_model(yolov3_tiny_cfg), path)

@@ -1,4 +1,5 @@
-from services.web.boxes import class_colour, label_font_size, overlay_boxes
+from services.kit.colours import class_colour_css as class_colour
+from services.web.boxes import label_font_size, overlay_boxes
 
 
 def detection(x1, y1, x2, y2, class_id=16, label="dog", confidence=0.9):
@@ -38,3 +39,25 @@ def test_each_class_has_one_stable_colour_distinct_from_its_neighbours():
         [detection(0, 0, 10, 10, class_id=3), detection(5, 5, 20, 20, class_id=3)], 100, 100
     )
     assert first.colour == second.colour == class_colour(3)
+
+
+def test_the_page_and_the_rendered_jpeg_colour_a_class_alike():
+    import colorsys
+    import re
+
+    from services.kit.colours import class_colour_rgb
+
+    for class_id in (0, 1, 16, 79):
+        hue, saturation, lightness = map(
+            float, re.fullmatch(r"hsl\(([\d.]+) (\d+)% (\d+)%\)", class_colour(class_id)).groups()
+        )
+        rgb = colorsys.hls_to_rgb(hue / 360, lightness / 100, saturation / 100)
+        assert class_colour_rgb(class_id) == tuple(round(c * 255) for c in rgb)
+
+
+def test_app_js_uses_the_same_class_colour_formula():
+    from services.kit.colours import GOLDEN_ANGLE_DEG, SATURATION_PERCENT
+    from tests.support.processes import REPO_ROOT
+
+    script = (REPO_ROOT / "services/web/static/app.js").read_text()
+    assert f"classId * {GOLDEN_ANGLE_DEG}" in script and f"{SATURATION_PERCENT}%" in script
