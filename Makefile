@@ -28,7 +28,7 @@ system-deps:  ## install nginx, chromium, docker.io when missing (apt)
 	scripts/install-system-deps.sh
 
 weights: venv  ## official weights when online; loudly marked stand-ins otherwise
-	$(PY) -m services.fetch_weights --dest $(WEIGHTS_DIR) --allow-standin \
+	$(PY) -m scripts.fetch_weights --dest $(WEIGHTS_DIR) --allow-standin \
 		$(if $(wildcard $(SHARED_DATA)/darknet),--darknet-dir $(SHARED_DATA)/darknet)
 
 run: venv weights  ## the whole stack behind nginx on one port (STACK_PORT, default 8080)

@@ -53,6 +53,6 @@ RUN set -eu; \
     python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 # Mount point of the weights volume. Owned by the service user so that a fresh named volume
-# (which takes the mount point's owner) can be filled by `python -m services.fetch_weights`
+# (which takes the mount point's owner) can be filled by `python -m scripts.fetch_weights`
 # running as that user; the services mount it read-only.
 RUN mkdir -p /weights && chown app:app /weights

@@ -1,5 +1,5 @@
 # One-shot "weights" image: fills the weights volume for every model service, then exits.
-#   python -m services.fetch_weights --dest /weights [--allow-standin] [--darknet-dir DIR]
+#   python -m scripts.fetch_weights --dest /weights [--allow-standin] [--darknet-dir DIR]
 # FROM the model base (it needs torch to write stand-ins and to check files), plus the code
 # of both model services; nothing is installed that the model images do not have.
 #   docker run --rm -v weights:/weights vision-serving/weights:latest --allow-standin
@@ -16,7 +16,8 @@ RUN pip install -r /tmp/req/classifier/requirements.txt -r /tmp/req/detector/req
  && rm -rf /tmp/req /root/.cache
 
 WORKDIR /app
-COPY services/*.py services/
+COPY services/__init__.py services/
+COPY scripts/__init__.py scripts/fetch_weights.py scripts/
 COPY services/kit/ services/kit/
 COPY services/core/ services/core/
 COPY services/classifier/ services/classifier/
@@ -25,5 +26,5 @@ COPY services/detector/ services/detector/
 ENV PYTHONPATH=/app \
     WEIGHTS_DIR=/weights
 USER app
-ENTRYPOINT ["python", "-m", "services.fetch_weights", "--dest", "/weights"]
+ENTRYPOINT ["python", "-m", "scripts.fetch_weights", "--dest", "/weights"]
 CMD []

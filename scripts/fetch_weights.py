@@ -1,6 +1,6 @@
 """Put every model file the stack needs into one weights directory.
 
-    python -m services.fetch_weights --dest weights [--allow-standin] [--darknet-dir DIR]
+    python -m scripts.fetch_weights --dest weights [--allow-standin] [--darknet-dir DIR]
 
 For each file: keep it when it is already there and valid; else download it from its
 official URL and check the pinned sha256; else (offline) copy cfg/names from
