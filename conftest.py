@@ -38,7 +38,7 @@ def detector_files(tmp_path_factory, darknet_dir) -> Path:
     """A weights directory with yolov3-tiny: official cfg and names, stand-in weights."""
     import shutil
 
-    from services.detector.weights_standin import write_standin_weights
+    from services.detector.darknet.standin import write_standin_weights
 
     directory = tmp_path_factory.mktemp("detector-files")
     for name in ("yolov3-tiny.cfg", "coco.names"):

@@ -93,7 +93,7 @@ def fetch_detector(
     dest: Path, model: str, allow_standin: bool, darknet_dir: Path | None, timeout: float
 ) -> dict[str, str]:
     from services.detector.official import OFFICIAL_FILES
-    from services.detector.weights_standin import write_standin_weights
+    from services.detector.darknet.standin import write_standin_weights
 
     results = {}
     for name in (f"{model}.cfg", "coco.names"):

@@ -16,12 +16,13 @@ from PIL import Image
 from services.core.declaration import Rendered, VisionModel
 from services.core.state_dict import load_state_dict_file
 from services.core.torch_runtime import select_device, select_dtype
+from services.detector.class_names import load_class_names
 from services.detector.darknet.model import build_model
 from services.detector.darknet.weights import load_darknet_weights
 from services.detector.official import official_checksums
 from services.detector.render import render_detections
 from services.detector.settings import DetectorSettings
-from services.detector.yolo import LetterboxInfo, letterbox, load_class_names, postprocess
+from services.detector.yolo import LetterboxInfo, letterbox, postprocess
 from services.kit.parameters import Parameter
 from services.kit.settings import SettingsError
 from services.kit.weights import inspect_weights

@@ -12,7 +12,6 @@ Boxes are ``xyxy`` (x1, y1, x2, y2) unless a name says ``xywh`` (centre x, centr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
@@ -139,9 +138,3 @@ def postprocess(
             }
         )
     return detections
-
-
-def load_class_names(path: str | Path) -> list[str]:
-    """Class names, one per non-blank line (e.g. darknet's ``coco.names``); index = class id."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip()]

@@ -31,14 +31,16 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 from torchvision.models import ResNet18_Weights, resnet18
 
+from services.detector.class_names import load_class_names
 from services.detector.darknet.cfg import parse_cfg
 from services.detector.darknet.model import build_model
 from services.detector.darknet.weights import load_darknet_weights
-from services.detector.yolo import letterbox, load_class_names, postprocess
+from services.detector.yolo import letterbox, postprocess
 
 DETECTOR_INPUT_SIZE = 416
 CONF_THRESHOLD = 0.5
 IOU_THRESHOLD = 0.45
+MAX_DETECTIONS = 100
 
 
 def read_upload() -> Image.Image:
@@ -122,7 +124,13 @@ def detect_app(weights_dir: Path, model_name: str) -> Flask:
         tensor, info = letterbox(image, DETECTOR_INPUT_SIZE)
         with torch.no_grad():
             rows = model(tensor.unsqueeze(0))[0]
-        detections = postprocess(rows, info, CONF_THRESHOLD, IOU_THRESHOLD)
+        detections = postprocess(
+            rows,
+            info,
+            conf_threshold=CONF_THRESHOLD,
+            iou_threshold=IOU_THRESHOLD,
+            max_detections=MAX_DETECTIONS,
+        )
         for detection in detections:
             detection["label"] = names[detection["class_id"]]
         return send_file(io.BytesIO(render_png(image, detections)), mimetype="image/png")

@@ -5,7 +5,7 @@ import torch
 
 from services.detector.darknet.cfg import CfgError, parse_cfg, parse_cfg_text
 from services.detector.darknet.model import DarknetModel, build_model
-from services.detector.weights_standin import initialise_standin
+from services.detector.darknet.standin import initialise_standin
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -31,8 +31,8 @@ from services.detector.darknet.model import (
     DarknetModel,
     build_model,
 )
+from services.detector.darknet.standin import calibrate, random_init
 from services.detector.darknet.weights import load_darknet_weights, write_darknet_weights
-from services.detector.weights_standin import calibrate, random_init
 from services.detector.yolo import letterbox
 
 cv2 = pytest.importorskip("cv2")

@@ -6,8 +6,8 @@ from PIL import Image
 
 from services.detector import official
 from services.detector.darknet.model import build_model
+from services.detector.darknet.standin import main, write_standin_weights
 from services.detector.darknet.weights import load_darknet_weights, parse_header
-from services.detector.weights_standin import main, write_standin_weights
 from services.detector.yolo import letterbox, postprocess
 from services.kit.weights import inspect_weights
 

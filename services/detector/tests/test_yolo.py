@@ -7,7 +7,6 @@ from PIL import Image
 from services.detector.yolo import (
     LetterboxInfo,
     letterbox,
-    load_class_names,
     postprocess,
     scale_boxes,
     xywh_to_xyxy,
@@ -140,12 +139,3 @@ def test_postprocess_accepts_half_precision_and_empty_input():
     pred = rows((100, 100, 20, 20, 0.9, 0, 1.0)).half()
     assert len(postprocess(pred, IDENTITY, **LOOSE)) == 1
     assert postprocess(torch.zeros(0, 85), IDENTITY, **LOOSE) == []
-
-
-def test_load_class_names(coco_names_path, tmp_path):
-    names = load_class_names(coco_names_path)
-    assert len(names) == 80 and names[0] == "person" and names[16] == "dog"
-    assert names[79] == "toothbrush"
-    path = tmp_path / "two.names"
-    path.write_text("cat\r\n\n dog \n")
-    assert load_class_names(path) == ["cat", "dog"]

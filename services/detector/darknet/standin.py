@@ -10,7 +10,7 @@ norms are given running statistics measured on an input (data-dependent init), a
 head's conv is rescaled so that its logits have a sane spread: a few confident boxes per image
 instead of none or thousands.
 
-Usage: ``python -m services.detector.weights_standin CFG OUT [--seed N]``.
+Usage: ``python -m services.detector.darknet.standin CFG OUT [--seed N]``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _XY_LOGITS = (0.0, 1.0)
 _WH_LOGITS = (0.0, 0.5)  # boxes stay within a few times their anchor
 _OBJECTNESS_LOGITS = (-4.0, 1.0)  # a handful of boxes per photo (more on textured ones)
 _CLASS_LOGITS = (-1.0, 1.0)
-GENERATOR = "services.detector.weights_standin"
+GENERATOR = "services.detector.darknet.standin"
 CALIBRATION_SIZE = 256  # pixels; big enough for every head to see a few cells, cheap on CPU
 
 
