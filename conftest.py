@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import DARKNET_DIR, IMAGES_DIR
+from scripts.launch import DARKNET_DIR, IMAGES_DIR
 
 
 @pytest.fixture(scope="session")

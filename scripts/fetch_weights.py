@@ -92,8 +92,8 @@ def fetch_classifier(dest: Path, arch: str, allow_standin: bool, timeout: float)
 def fetch_detector(
     dest: Path, model: str, allow_standin: bool, darknet_dir: Path | None, timeout: float
 ) -> dict[str, str]:
-    from services.detector.official import OFFICIAL_FILES
     from services.detector.darknet.standin import write_standin_weights
+    from services.detector.official import OFFICIAL_FILES
 
     results = {}
     for name in (f"{model}.cfg", "coco.names"):

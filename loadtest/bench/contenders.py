@@ -25,7 +25,7 @@ from loadtest.bench.client import CheckFn, SendFn
 from loadtest.bench.peer_venv import PeerUnavailable
 from loadtest.checks import check_classification, check_detection, describe_error
 from loadtest.photos import Photo
-from tests.support.processes import free_port, start_server, wait_for_http
+from scripts.launch import free_port, start_server, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -139,7 +139,7 @@ def stack(
     weights_dir: Path, detector_model: str, work_dir: Path, replicas: int = 2
 ) -> Iterator[dict[str, Endpoint]]:
     """The stack as ``make run`` starts it (nginx, N replicas per model, web), on free ports."""
-    from tests.support.stack import run_stack
+    from scripts.local_stack import run_stack
 
     env = {"DETECTOR_MODEL": detector_model}
     with run_stack(work_dir, weights_dir.resolve(), replicas=replicas, env=env) as running:

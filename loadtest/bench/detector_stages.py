@@ -25,7 +25,7 @@ import requests
 
 from loadtest.bench.ceiling import DETECTOR_INPUT_SIZE, build
 from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
-from tests.support.processes import run_service
+from scripts.launch import run_service
 
 STAGES = ("decode", "preprocess", "queue", "inference", "postprocess", "total")
 WARM_UP = 2

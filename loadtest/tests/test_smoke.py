@@ -18,7 +18,7 @@ import pytest
 from flask import Flask, jsonify
 from werkzeug.serving import make_server
 
-from tests.support.stack import run_stack
+from scripts.local_stack import run_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

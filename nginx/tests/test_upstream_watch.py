@@ -8,7 +8,7 @@ import sys
 import requests
 
 from nginx.upstream_watch import NO_REPLICA, resolve, resolve_all
-from tests.support.processes import free_port, start_server
+from scripts.launch import free_port, start_server
 
 
 def test_resolve_gives_every_address_with_the_port():

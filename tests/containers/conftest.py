@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.launch import SHARED_DATA
 from tests.containers.engine import (
     BUILD_DIR,
     IMAGES,
@@ -39,7 +40,6 @@ from tests.containers.engine import (
     private_engine,
     served_wheelhouse,
 )
-from tests.support.processes import SHARED_DATA
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CACHE_DIR = Path(os.environ.get("CONTAINER_TEST_CACHE_DIR") or BUILD_DIR)

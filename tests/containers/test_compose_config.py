@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.compose_gpu import compose_gpu
-from tests.support.processes import REPO_ROOT
+from scripts.launch import REPO_ROOT
 
 COMPOSE_PLUGIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin/docker-compose"
 

@@ -25,9 +25,9 @@ import pytest
 import requests
 from PIL import Image
 
+from scripts.launch import IMAGES_DIR, free_port
 from tests.containers.conftest import ARTIFACTS
 from tests.containers.engine import IMAGES, CommandError, ComposeProject, Engine, compose_project
-from tests.support.processes import IMAGES_DIR, free_port
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -83,7 +83,9 @@ def test_dockerfile_conventions(name: str) -> None:
         ]
         # requirements are installed before the code is copied (layer cache)
         first_code_copy = next(
-            i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("services/__init__.py")
+            i
+            for i, (k, a) in enumerate(steps)
+            if k == "COPY" and a.startswith("services/__init__.py")
         )
         install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install -r" in a)
         assert install < first_code_copy

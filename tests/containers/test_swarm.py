@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
+from scripts.launch import IMAGES_DIR, SHARED_DATA, free_port
 from tests.containers.conftest import ARTIFACTS
 from tests.containers.engine import Engine, run_script
 from tests.support.load import ClosedLoopLoad
-from tests.support.processes import IMAGES_DIR, SHARED_DATA, free_port
 from tests.support.swarm import Node, SwarmCluster, swarm_cluster
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(2700)]

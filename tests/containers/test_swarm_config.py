@@ -15,8 +15,8 @@ import subprocess
 import pytest
 import yaml
 
+from scripts.launch import REPO_ROOT
 from tests.containers.test_compose_config import compose
-from tests.support.processes import REPO_ROOT
 
 REGISTRY = "registry.example.com:5000"
 STACK = "deploy/swarm/stack.yaml"

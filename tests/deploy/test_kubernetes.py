@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.support.processes import REPO_ROOT
+from scripts.launch import REPO_ROOT
 
 KUBE_DIR = REPO_ROOT / "deploy" / "kubernetes"
 # The newest schema kubernetes-validate 1.37.0 bundles.

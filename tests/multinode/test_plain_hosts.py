@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from scripts.launch import Server, free_port, start_server, wait_for_http
+from scripts.local_stack import model_env
 from tests.support.load import ClosedLoopLoad
 from tests.support.netns import Host, leftovers, virtual_hosts
-from tests.support.processes import Server, free_port, start_server, wait_for_http
-from tests.support.stack import model_env
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import requests
 
+from scripts.local_stack import run_stack
 from services.kit.probe_worker import is_probe_request
 from tests.support.load import ClosedLoopLoad
-from tests.support.stack import run_stack
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.stack import run_stack
+from scripts.local_stack import run_stack
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.support.processes import free_port, gunicorn_command, run_service
+from scripts.launch import free_port, gunicorn_command, run_service
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts.launch import REPO_ROOT, free_port, run_service
 from services.web.app import create_app
 from services.web.tests.fakes import FakeModelServices
-from tests.support.processes import REPO_ROOT, free_port, run_service
 
 
 @pytest.fixture

@@ -56,8 +56,8 @@ def test_the_page_and_the_rendered_jpeg_colour_a_class_alike():
 
 
 def test_app_js_uses_the_same_class_colour_formula():
+    from scripts.launch import REPO_ROOT
     from services.kit.colours import GOLDEN_ANGLE_DEG, SATURATION_PERCENT
-    from tests.support.processes import REPO_ROOT
 
     script = (REPO_ROOT / "services/web/static/app.js").read_text()
     assert f"classId * {GOLDEN_ANGLE_DEG}" in script and f"{SATURATION_PERCENT}%" in script

@@ -1,7 +1,7 @@
 """The demo page in a real browser (headless Chromium driven by playwright), through nginx.
 
 The page calls /v1/detect and /v1/classify on its own origin, so it runs against the whole
-stack (tests.support.stack: model replicas on stand-in weights, web, nginx in front).
+stack (scripts.local_stack: model replicas on stand-in weights, web, nginx in front).
 Screenshots go to <repo>/test-artifacts/ for people to look at.
 """
 
@@ -13,8 +13,8 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from scripts.launch import IMAGES_DIR, REPO_ROOT
 from services.web.tests.fakes import detection_body
-from tests.support.processes import IMAGES_DIR, REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ MODEL_CALL_TIMEOUT_MS = 90_000  # stand-in models on two shared CPU cores
 @pytest.fixture(scope="module")
 def demo_url(stack_weights_dir, tmp_path_factory) -> str:
     # Imported here so that a broken stack helper fails these tests, not the collection.
-    from tests.support.stack import run_stack
+    from scripts.local_stack import run_stack
 
     with run_stack(tmp_path_factory.mktemp("stack"), stack_weights_dir) as stack:
         yield stack.url

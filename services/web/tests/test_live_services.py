@@ -13,8 +13,8 @@ import pytest
 import requests
 from PIL import Image
 
+from scripts.launch import run_service
 from services.web.app import create_app
-from tests.support.processes import run_service
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,5 @@
-"""The whole stack for tests: model replicas and web under gunicorn, nginx in front.
+"""The whole stack for tests and benchmarks: model replicas and web under gunicorn, nginx in
+front.
 
 Started the same way as ``make run`` (same nginx template, same variables), but on free
 ports and with each process reachable, so tests can kill one replica.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nginx.render import NginxConfig, render
-from tests.support.processes import Server, free_port, start_server, start_service
+from scripts.launch import Server, free_port, start_server, start_service
 
 NGINX = "/usr/sbin/nginx"
 

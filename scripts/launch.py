@@ -1,7 +1,8 @@
-"""Start real servers for tests on free ports, wait on readiness, stop them by PID.
+"""Start real servers on free ports, wait on readiness, stop them by PID.
 
+Shared by the tests and the benchmarks (loadtest/bench), so neither depends on the other.
 Every helper here is a context manager whose exit stops what it started, also when the
-test body fails.
+caller fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
 IMAGES_DIR = SHARED_DATA / "images"
 DARKNET_DIR = SHARED_DATA / "darknet"
