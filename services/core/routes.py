@@ -1,10 +1,10 @@
 """The Flask app of every model service, derived from its one declaration (VisionModel).
 
-:func:`create_model_app` registers ``/readyz``, ``/v1/models`` and the model's own POST
-route. The route validates the model's parameters (before the body is read), reads the
-images, runs the pipeline, calls ``postprocess`` per image, and answers with the JSON
-envelope or, for a model that renders, the encoded picture; stage metrics are recorded in
-one place for both.
+:func:`create_model_app` registers ``/readyz``, ``/v1/models``, ``/openapi.json`` (the
+service's own document, from the declaration) and the model's own POST route. The route
+validates the model's parameters (before the body is read), reads the images, runs the
+pipeline, calls ``postprocess`` per image, and answers with the JSON envelope or, for a
+model that renders, the encoded picture; stage metrics are recorded in one place for both.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from services.core.pipeline import InferencePipeline, PipelineResult
 from services.kit.errors import ApiError
 from services.kit.flask_app import create_service_app
 from services.kit.metrics import record_stage_timings
+from services.kit.openapi import service_document
 from services.kit.readiness import EXIT_ON_LOAD_FAILURE_ENV, workers_ready
 from services.kit.settings import ServingSettings
 from services.kit.timing import timed
@@ -66,15 +67,21 @@ def create_model_app(
         response.status_code = 200 if ready else 503
         return response
 
+    endpoint = {
+        "path": model.route,
+        "renders": model.renders,
+        "parameters": [parameter.describe() for parameter in parameters],
+    }
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        return jsonify(service_document(service, model.name, endpoint))
+
     @app.get("/v1/models")
     def models():
         pipeline.require_ready()
         entry = {"service": service, **model.describe(), "weights": model.weights.as_dict()}
-        entry["endpoint"] = {
-            "path": model.route,
-            "renders": model.renders,
-            "parameters": [parameter.describe() for parameter in parameters],
-        }
+        entry["endpoint"] = endpoint
         entry["runtime"] = {
             "torch_threads": settings.torch_threads,
             "max_batch": settings.max_batch,

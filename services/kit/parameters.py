@@ -1,8 +1,8 @@
 """Request parameters a model declares: parsed and validated by the core, described in OpenAPI.
 
-Torch-free on purpose: the web service (which has no torch) describes the model services'
-parameters from the same declarations, as the model services report them (``/v1/models``),
-with the running configuration's defaults.
+Torch-free on purpose: the web service (which has no torch) documents the model services'
+parameters from these declarations as the services report them (``/v1/models``), with the
+running configuration's defaults (services.kit.openapi).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Parameter:
         return value
 
     def describe(self) -> dict:
-        """JSON form (in ``/v1/models``), from which the OpenAPI document is built."""
+        """JSON form (in ``/v1/models``), from which the OpenAPI documents are built."""
         return {
             "name": self.name,
             "type": "integer" if self.kind is int else "number",
@@ -56,15 +56,3 @@ class Parameter:
             "maximum": self.maximum,
             "description": self.description,
         }
-
-
-def openapi_query_parameter(described: dict) -> dict:
-    """An OpenAPI 3.1 query parameter object from :meth:`Parameter.describe`'s form."""
-    schema = {key: described[key] for key in ("type", "default", "minimum", "maximum")}
-    return {
-        "name": described["name"],
-        "in": "query",
-        "required": False,
-        "description": described["description"],
-        "schema": schema,
-    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from services.kit.parameters import openapi_query_parameter
+from services.kit.openapi import IMAGES_REQUEST_BODY, operation_parameters
 
 EXAMPLE_BASE_URL = "http://localhost:8080"
 
@@ -274,31 +274,9 @@ SCHEMAS: dict[str, dict] = {
     },
 }
 
-_IMAGE_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/webp", "image/gif", "image/tiff")
 _BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
 
-REQUEST_BODIES = {
-    "Images": {
-        "required": True,
-        "description": "One or more images as multipart fields named `image` (or `file`), "
-        "or one image as the raw body.",
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "array", "items": _BINARY},
-                        "file": {"type": "array", "items": _BINARY},
-                    },
-                }
-            },
-            **{
-                mimetype: {"schema": {"type": "string", "contentMediaType": mimetype}}
-                for mimetype in _IMAGE_TYPES
-            },
-        },
-    },
-}
+REQUEST_BODIES = {"Images": IMAGES_REQUEST_BODY}
 
 
 def _error_response(description: str, headers: dict | None = None) -> dict:
@@ -582,13 +560,6 @@ OPENAPI_DOCUMENT: dict = {
 
 # The public path of each model service's POST route (nginx.conf.j2 routes them).
 MODEL_PATHS = {"detector": "/v1/detect", "classifier": "/v1/classify"}
-RENDER_PARAMETER = {
-    "name": "render",
-    "in": "query",
-    "required": False,
-    "description": "1: answer with the annotated image instead of JSON.",
-    "schema": {"type": "integer", "enum": [0, 1], "default": 0},
-}
 
 
 def live_document(models: list[dict]) -> dict:
@@ -606,10 +577,7 @@ def live_document(models: list[dict]) -> dict:
                 "its parameters are listed once it is ready.)"
             ).strip()
             continue
-        parameters = [openapi_query_parameter(p) for p in entry["endpoint"]["parameters"]]
-        if entry["endpoint"]["renders"]:
-            parameters.append(RENDER_PARAMETER)
-        operation["parameters"] = parameters
+        operation["parameters"] = operation_parameters(entry["endpoint"])
     return document
 
 
