@@ -44,7 +44,7 @@ class VisionModel(ABC, Generic[MetaT]):
     the constructor."""
 
     name: str
-    route: str  # the POST endpoint, e.g. "/v1/detect"
+    route: str  # the POST endpoint, "/v1/<task>"
     renders: bool = False  # True: ``render`` answers ?render=1 / Accept: image/*
     jpeg_quality: int = 90
     weights: WeightsInfo  # set by load()
