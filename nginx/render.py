@@ -20,10 +20,26 @@ from pathlib import Path
 
 import jinja2
 
+from services.kit.request_ids import REQUEST_ID_PATTERN
 from services.kit.settings import EnvReader, SettingsError, max_body_mb
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.j2")
 SERVICES = ("detector", "classifier", "web")
+# (status, code, message) of every answer nginx itself gives, all JSON like the services'.
+NGINX_ERRORS = (
+    (400, "bad_request", "The request is malformed."),
+    (404, "not_found", "No such endpoint."),
+    (405, "method_not_allowed", "This method is not allowed here."),
+    (408, "request_timeout", "The request was not received in time."),
+    (413, "payload_too_large", "The request body is larger than the limit of {max_body_mb} MB."),
+    (414, "uri_too_long", "The request line (path and query) is too long."),
+    (494, "headers_too_large", "A request header, or all of them together, is too large."),
+    (500, "internal_error", "nginx failed to handle the request."),
+    (501, "not_implemented", "This method or transfer encoding is not supported."),
+    (502, "bad_gateway", "No replica of this service could answer; retry in a moment."),
+    (503, "unavailable", "The service is not available right now; retry in a moment."),
+    (504, "gateway_timeout", "The service took too long to answer."),
+)
 
 
 @dataclass
@@ -56,9 +72,15 @@ def render(config: NginxConfig) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    max_body = f"{config.max_body_mb:g}"
     values = {
         **config.__dict__,
-        "max_body_mb": f"{config.max_body_mb:g}",
+        "max_body_mb": max_body,
+        "request_id_pattern": REQUEST_ID_PATTERN,
+        "nginx_errors": [
+            (status, code, message.format(max_body_mb=max_body))
+            for status, code, message in NGINX_ERRORS
+        ],
         # nginx sizes are integers: kilobytes keep fractional MB limits exact enough, and
         # match the services' limit (MAX_BODY_MB x 1024 x 1024 bytes) to the kilobyte.
         "max_body_kb": int(config.max_body_mb * 1024),

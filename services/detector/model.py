@@ -121,7 +121,7 @@ class Detector(VisionModel[DetectorInput]):
             "name": self.name,
             "task": "detection",
             "architecture": f"darknet cfg {self.settings.cfg_path.name}",
-            "cfg": str(self.settings.cfg_path),
+            "cfg": self.settings.cfg_path.name,
             "input_size": [self.settings.input_size, self.settings.input_size],
             "num_classes": len(self.class_names),
             "class_names": self.class_names,

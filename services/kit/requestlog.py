@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 import sys
 import time
@@ -14,11 +13,14 @@ import uuid
 from flask import Flask, g, request
 
 from services.kit import metrics
+from services.kit.request_ids import is_sane_request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Names the replica and worker that answered: lets people and tests see load balancing.
 SERVED_BY_HEADER = "X-Served-By"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Methods counted by name in the metrics; any other token is "other", so made-up methods
+# cannot grow the label set without bound.
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 _PROBES = {"/metrics", "/healthz", "/readyz"}
 
@@ -52,7 +54,7 @@ def configure_logging(level: str) -> None:
 
 def request_id_from(header_value: str | None) -> str:
     """Keep a caller's request id when it is sane, otherwise make a new one."""
-    if header_value and _VALID_REQUEST_ID.match(header_value):
+    if is_sane_request_id(header_value):
         return header_value
     return uuid.uuid4().hex
 
@@ -81,7 +83,8 @@ def install_request_logging(app: Flask, service: str) -> None:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         response.headers[REQUEST_ID_HEADER] = g.request_id
         response.headers[SERVED_BY_HEADER] = served_by
-        metrics.REQUESTS.labels(service, endpoint, request.method, response.status_code).inc()
+        method = request.method if request.method in METRIC_METHODS else "other"
+        metrics.REQUESTS.labels(service, endpoint, method, response.status_code).inc()
         if endpoint not in _PROBES:
             metrics.REQUEST_SECONDS.labels(service, endpoint).observe(elapsed)
         fields = {

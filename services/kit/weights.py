@@ -39,7 +39,8 @@ class WeightsInfo:
     url: str | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The public form: the file's name, never the host's directory layout."""
+        return {**asdict(self), "path": Path(self.path).name}
 
 
 def sha256_file(path: Path) -> str:

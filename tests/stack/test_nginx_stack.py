@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -124,3 +125,78 @@ def test_killing_a_replica_mid_stream_fails_no_request(stack, images_dir):
 
 def survivor_name(server) -> str:
     return requests.get(server.url + "/healthz", timeout=5).headers["X-Served-By"].split("/")[0]
+
+
+def raw_request(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (requests would refuse or fix them); (status, headers, body)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+                break
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (b"GET /?" + b"q" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n", 400, None),
+        (
+            b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            "not_implemented",
+        ),
+    ],
+)
+def test_nginx_answers_its_own_errors_in_json(stack, request_bytes, status, code):
+    answered, headers, body = raw_request(stack.url, request_bytes)
+    assert answered == status, body
+    assert headers["Content-Type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == (code or "headers_too_large") and error["message"]
+    if status == 405:
+        assert "GET" in headers["Allow"]
+
+
+def test_a_request_id_with_control_characters_is_replaced_in_both_logs(stack, images_dir):
+    photo = (images_dir / "dog.jpg").read_bytes()
+    response = post_photo(
+        stack.url + "/v1/classify", photo, headers={"X-Request-ID": "abc\x1b[31mRED"}
+    )
+    assert response.status_code == 200
+    request_id = response.headers["X-Request-ID"]
+    assert "\x1b" not in request_id and request_id != "abc\x1b[31mRED"
+    (entry,) = stack.wait_for_access_entries(lambda e: e["request_id"] == request_id, 1)
+    assert entry["uri"] == "/v1/classify"  # nginx logged the id the service used and echoed
+
+
+def test_redirects_keep_the_port_the_client_used(stack):
+    response = requests.get(stack.url + "/static//etc/passwd", allow_redirects=False, timeout=5)
+    assert response.is_redirect  # werkzeug merges the slashes
+    location = response.headers["Location"]
+    assert location.startswith("/") or location.startswith(stack.url + "/"), location
+
+
+def test_made_up_methods_share_one_metric_label(stack):
+    for _ in range(3):
+        requests.request("XABCDEFGHIJKL", stack.url + "/v1/models", timeout=10)
+    metrics = requests.get(stack.url + "/web/metrics", timeout=10).text
+    assert 'method="other"' in metrics and "XABCDEFGHIJKL" not in metrics
+
+
+def test_models_show_no_host_paths(stack):
+    for entry in requests.get(stack.url + "/v1/models", timeout=30).json()["models"]:
+        assert "/" not in entry["weights"]["path"], entry["weights"]
+        assert "/" not in entry.get("cfg", ""), entry.get("cfg")

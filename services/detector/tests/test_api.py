@@ -117,7 +117,7 @@ def test_models_lists_class_names_and_weights(client, detector_files):
     assert entry["num_classes"] == 80 and entry["class_names"][0] == "person"
     assert entry["input_size"] == [416, 416]
     assert entry["weights"]["source"] == "stand-in"
-    assert entry["weights"]["path"] == str(detector_files / "yolov3-tiny.weights")
+    assert entry["weights"]["path"] == "yolov3-tiny.weights"  # no host directories
 
 
 def test_bad_image_is_400_and_the_worker_keeps_serving(client, images_dir):
