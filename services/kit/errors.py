@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,25 @@ def error_response(error: ApiError):
     return response
 
 
+def oversize_error() -> ApiError:
+    """The 413 for the current request: a body over the app's MAX_CONTENT_LENGTH, or
+    (werkzeug raises the same exception) a form with more parts than ``max_form_parts`` in
+    a body under it."""
+    max_body_bytes = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    body = request.content_length
+    if body is not None and body <= max_body_bytes:
+        parts = request.max_form_parts
+        return ApiError(
+            413,
+            "too_many_form_parts",
+            f"The form has more than {parts} parts (fields and files); send fewer.",
+        )
+    limit_mb = max_body_bytes / (1024 * 1024)
+    return ApiError(
+        413, "payload_too_large", f"The request body is larger than the limit of {limit_mb:g} MB."
+    )
+
+
 def install_error_handlers(app: Flask) -> None:
     """Turn every error, ours or werkzeug's or unexpected, into the JSON shape."""
 
@@ -64,8 +83,7 @@ def install_error_handlers(app: Flask) -> None:
         code = _HTTP_CODES.get(status, "http_error")
         message = error.description or error.name
         if status == 413:
-            limit_mb = (app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
-            message = f"The request body is larger than the limit of {limit_mb:g} MB."
+            return error_response(oversize_error())
         response = error_response(ApiError(status, code, message))
         if status == 405 and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)

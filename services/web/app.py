@@ -114,7 +114,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             == "application/json"
         )
         try:
-            photo = read_photo(request, limit_mb)
+            photo = read_photo(request)
             conf_threshold = read_conf_threshold(request)
         except ApiError as error:
             if wants_json:

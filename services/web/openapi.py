@@ -27,6 +27,7 @@ ERROR_CODES: list[tuple[int, str, str]] = [
     (405, "method_not_allowed", "The endpoint exists but not for this method (see `Allow`)."),
     (413, "payload_too_large", "The request body is over MAX_BODY_MB."),
     (413, "image_too_large", "The image has more pixels than the service's megapixel limit."),
+    (413, "too_many_form_parts", "A form with more parts (fields, files) than the services take."),
     (415, "unsupported_media_type", "The Content-Type is not multipart/form-data or an image."),
     (415, "unsupported_image_format", "An image, but not JPEG, PNG, BMP, WebP, GIF or TIFF."),
     (400, "headers_too_large", "nginx: a request header, or all together, is too large."),

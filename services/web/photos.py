@@ -14,7 +14,7 @@ from flask import Request
 from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from services.kit.errors import ApiError
+from services.kit.errors import ApiError, oversize_error
 from services.kit.imaging import FORMAT_MIMETYPES, require_supported_format
 from services.kit.uploads import FIELD_NAMES
 
@@ -32,23 +32,19 @@ class Photo:
         return f"data:{self.mimetype};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
-def read_photo(request: Request, limit_mb: str) -> Photo:
+def read_photo(request: Request) -> Photo:
     """The one photo of a multipart form (field ``image``, or ``file`` as the original
-    demo named it). The body limit itself is Flask's MAX_CONTENT_LENGTH; ``limit_mb`` only
-    words the error.
+    demo named it). The body limit itself is Flask's MAX_CONTENT_LENGTH.
 
-    Raises ApiError: 413 ``payload_too_large``; 400 ``missing_image``, ``empty_image``,
-    ``invalid_image`` (declared an image but unreadable); 415 ``unsupported_media_type``
+    Raises ApiError: 413 ``payload_too_large`` or ``too_many_form_parts``; 400
+    ``missing_image``, ``empty_image``, ``invalid_image`` (declared an image but unreadable);
+    415 ``unsupported_media_type``
     (not an image at all), ``unsupported_image_format`` (an image we do not take).
     """
     try:
         files = [f for name in FIELD_NAMES for f in request.files.getlist(name) if f.filename]
     except RequestEntityTooLarge:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"The request body is larger than the limit of {limit_mb} MB.",
-        ) from None
+        raise oversize_error() from None
     if not files:
         raise ApiError(
             400, "missing_image", "No image in the form: send the photo in a field named 'image'."

@@ -171,3 +171,11 @@ def test_metrics_count_requests_and_stages(client):
     assert 'vision_http_requests_total{endpoint="/v1/classify",method="POST",' in text
     assert 'vision_stage_duration_seconds_count{service="classifier",stage="inference"}' in text
     assert 'vision_images_processed_total{service="classifier"}' in text
+
+
+def test_a_form_with_too_many_parts_is_named_as_such(client):
+    fields = {f"field{i}": "x" for i in range(1001)}  # ~60 KB, far under MAX_BODY_MB
+    fields["image"] = (io.BytesIO(b"not read"), "a.jpg")  # a file part: multipart
+    response = client.post("/v1/classify", data=fields)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_many_form_parts"

@@ -209,3 +209,11 @@ def test_result_page_in_chinese(client, dog_jpeg):
 
 def test_uploads_are_held_in_memory(app):
     assert app.request_class is InMemoryRequest
+
+
+def test_a_form_with_too_many_parts_is_named_as_such(client):
+    fields = {f"field{i}": "x" for i in range(1001)}
+    fields["image"] = (io.BytesIO(b"not read"), "a.jpg")  # a file part: multipart
+    response = client.post("/upload", data=fields, headers={"Accept": "application/json"})
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "too_many_form_parts"
