@@ -42,7 +42,9 @@ def create_model_app(
     load_in_background: bool = True,
 ) -> Flask:
     """Build the app and start loading the model (in a thread unless told otherwise)."""
-    app = create_service_app(service, service, settings.max_body_bytes, settings.log_level)
+    app = create_service_app(
+        service, service, settings.max_body_bytes, settings.log_level, settings.served_by
+    )
 
     pipeline = InferencePipeline(service, model, settings)
     app.extensions["pipeline"] = pipeline

@@ -11,7 +11,9 @@ from services.kit.requestlog import configure_logging, install_request_logging
 from services.kit.uploads import InMemoryRequest
 
 
-def create_service_app(import_name: str, service: str, max_body_bytes: int, log_level: str):
+def create_service_app(
+    import_name: str, service: str, max_body_bytes: int, log_level: str, served_by: str
+):
     """A Flask app with what every service shares: JSON errors and logs, request ids, the
     body limit, uploads kept in memory, client addresses taken from nginx's headers, and the
     ``/healthz`` and ``/metrics`` endpoints. Each service adds its own ``/readyz``."""
@@ -23,7 +25,7 @@ def create_service_app(import_name: str, service: str, max_body_bytes: int, log_
     app.json.sort_keys = False
     configure_logging(log_level)
     install_error_handlers(app)
-    install_request_logging(app, service)
+    install_request_logging(app, service, served_by)
 
     @app.get("/healthz")
     def healthz():

@@ -60,6 +60,12 @@ def gunicorn_settings(
         # Longer than nginx's upstream keepalive_timeout (60 s), so nginx closes idle
         # connections first and never sends on a socket gunicorn just closed.
         "keepalive": 75,
+        # Above nginx's own limits (large_client_header_buffers 4 8000 in nginx.conf.j2), so
+        # an oversized request line or header block gets nginx's JSON error, never
+        # gunicorn's plain-text one; nginx caps each header line at 8000 bytes.
+        "limit_request_line": 8190,
+        "limit_request_fields": 32768,
+        "limit_request_field_size": 0,
         "preload_app": False,
         "accesslog": None,  # the app logs one JSON line per request itself
         "errorlog": "-",

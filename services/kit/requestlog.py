@@ -59,13 +59,18 @@ def request_id_from(header_value: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def replica_name() -> str:
-    return f"{socket.gethostname()}:{os.environ.get('VISION_BIND_PORT', '-')}/{os.getpid()}"
+def replica_name(mode: str = "replica") -> str:
+    """``replica``: hostname:port/pid (replica and worker); ``host``: the hostname only."""
+    host = socket.gethostname()
+    if mode == "host":
+        return host
+    return f"{host}:{os.environ.get('VISION_BIND_PORT', '-')}/{os.getpid()}"
 
 
-def install_request_logging(app: Flask, service: str) -> None:
-    """Attach request ids, the per-request log line and request metrics to ``app``."""
-    served_by = replica_name()
+def install_request_logging(app: Flask, service: str, served_by_mode: str = "replica") -> None:
+    """Attach request ids, the per-request log line and request metrics to ``app``;
+    ``served_by_mode`` is settings.served_by_mode's value."""
+    served_by = None if served_by_mode == "off" else replica_name(served_by_mode)
 
     @app.before_request
     def _start():
@@ -82,7 +87,8 @@ def install_request_logging(app: Flask, service: str) -> None:
         elapsed = time.perf_counter() - g.started
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         response.headers[REQUEST_ID_HEADER] = g.request_id
-        response.headers[SERVED_BY_HEADER] = served_by
+        if served_by:
+            response.headers[SERVED_BY_HEADER] = served_by
         method = request.method if request.method in METRIC_METHODS else "other"
         metrics.REQUESTS.labels(service, endpoint, method, response.status_code).inc()
         if endpoint not in _PROBES:

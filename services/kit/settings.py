@@ -95,6 +95,15 @@ class EnvReader:
         return EnvReader("", self.environ)
 
 
+SERVED_BY_MODES = ("replica", "host", "off")
+
+
+def served_by_mode(env: EnvReader) -> str:
+    """How much ``X-Served-By`` tells (stack-wide ``SERVED_BY``): ``replica`` (host:port/pid,
+    the default), ``host`` (the hostname only) or ``off`` (no header)."""
+    return env.unprefixed().string("SERVED_BY", "replica", SERVED_BY_MODES)
+
+
 def max_body_mb(env: EnvReader) -> float:
     """The stack-wide upload limit in MB (``MAX_BODY_MB``), read in this one place by nginx's
     renderer, the model services and the web page, so all of them agree."""
@@ -118,6 +127,7 @@ class ServingSettings:
     max_batch: int
     batch_wait_ms: float
     log_level: str
+    served_by: str
 
     @classmethod
     def from_env(cls, env: EnvReader, workers: int) -> ServingSettings:
@@ -132,6 +142,7 @@ class ServingSettings:
             max_batch=env.integer("MAX_BATCH", 8, 1, 256),
             batch_wait_ms=env.number("BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            served_by=served_by_mode(env),
         )
         if workers * settings.torch_threads > cores:
             raise SettingsError(

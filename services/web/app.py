@@ -40,7 +40,9 @@ def code_spans(text: str) -> Markup:
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """App factory. ``environ`` overrides the process environment (tests use it)."""
     settings = WebSettings.from_env(environ)
-    app = create_service_app(__name__, SERVICE, settings.max_body_bytes, settings.log_level)
+    app = create_service_app(
+        __name__, SERVICE, settings.max_body_bytes, settings.log_level, settings.served_by
+    )
     app.add_template_filter(code_spans)
     # Tests swap this object for a fake to drive the result page without model services.
     app.extensions["model_services"] = ModelServices(

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.kit.settings import EnvReader, SettingsError, max_body_mb
+from services.kit.settings import EnvReader, SettingsError, max_body_mb, served_by_mode
 
 PREFIX = "WEB"
 DEFAULT_PORT = 8003
@@ -37,6 +37,7 @@ class WebSettings:
     upstream_timeout_s: float
     max_body_mb: float
     log_level: str
+    served_by: str
 
     @property
     def max_body_bytes(self) -> int:
@@ -51,4 +52,5 @@ class WebSettings:
             upstream_timeout_s=env.number("UPSTREAM_TIMEOUT_S", 120.0, 1.0, 3600.0),
             max_body_mb=max_body_mb(env),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            served_by=served_by_mode(env),
         )

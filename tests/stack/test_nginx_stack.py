@@ -200,3 +200,12 @@ def test_models_show_no_host_paths(stack):
     for entry in requests.get(stack.url + "/v1/models", timeout=30).json()["models"]:
         assert "/" not in entry["weights"]["path"], entry["weights"]
         assert "/" not in entry.get("cfg", ""), entry.get("cfg")
+
+
+def test_many_headers_and_a_long_query_reach_the_service(stack):
+    """What nginx lets through, gunicorn takes: its limits sit above nginx's."""
+    headers = {f"X-Extra-{i}": "v" * 50 for i in range(120)}
+    response = requests.get(stack.url + "/classifier/healthz", headers=headers, timeout=10)
+    assert response.status_code == 200 and response.json()["status"] == "alive"
+    response = requests.get(stack.url + "/detector/healthz?q=" + "x" * 7000, timeout=10)
+    assert response.status_code == 200, response.text

@@ -161,3 +161,24 @@ def test_model_list_refuses_calls_that_loop_back_to_the_web_service(client):
     response = client.get("/v1/models", headers={"X-Vision-Web-Call": "1"})
     assert response.status_code == 508
     assert response.json["error"]["code"] == "upstream_loop"
+
+
+@pytest.mark.parametrize("mode", ["replica", "host", "off"])
+def test_served_by_says_as_much_as_configured(mode):
+    import socket
+
+    response = create_app({"SERVED_BY": mode}).test_client().get("/healthz")
+    served_by = response.headers.get("X-Served-By")
+    if mode == "off":
+        assert served_by is None
+    elif mode == "host":
+        assert served_by == socket.gethostname()
+    else:
+        assert served_by.startswith(socket.gethostname() + ":") and "/" in served_by
+
+
+def test_a_bad_served_by_names_the_variable():
+    from services.kit.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="SERVED_BY"):
+        create_app({"SERVED_BY": "everything"})
