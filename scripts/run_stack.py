@@ -1,8 +1,10 @@
-"""`make run`: the whole stack on one port, under honcho (a Procfile process manager).
+"""`make run`: the whole stack on one port, under supervisord.
 
 Starts N detector and N classifier replicas and the web service under gunicorn, nginx in
 front (nginx/upstream_watch.py renders nginx/nginx.conf.j2, the template compose uses too),
-waits until every replica is ready, prints the URL, and on Ctrl-C honcho stops everything.
+waits until every replica is ready and prints the URL. supervisord restarts any process that
+dies (a crashed replica is back within seconds while nginx sends its requests to the
+others); on Ctrl-C it stops everything.
 
 STACK_ROLE splits the same stack over plain hosts (docs/multi-node.md):
 - ``all`` (default): everything on this host;
@@ -14,7 +16,7 @@ STACK_ROLE splits the same stack over plain hosts (docs/multi-node.md):
 
 Configuration (environment): STACK_PORT (8080), DETECTOR_REPLICAS (2),
 CLASSIFIER_REPLICAS (2), DETECTOR_PORT_BASE (8201), CLASSIFIER_PORT_BASE (8101),
-WEB_PORT (8003), STACK_RUN_DIR (.run: Procfile, nginx runtime), plus every service
+WEB_PORT (8003), STACK_RUN_DIR (.run: supervisord.conf, nginx runtime), plus every service
 variable (DETECTOR_*, CLASSIFIER_*, WEB_*, MAX_BODY_MB, NGINX_*).
 """
 
@@ -88,37 +90,89 @@ def plan(environ: dict[str, str]) -> Plan:
     return Plan(role, run_dir, bind_host, public, replicas, upstreams, interval)
 
 
-def procfile(stack: Plan) -> str:
-    python = shlex.quote(sys.executable)
-    lines = []
+@dataclass(frozen=True)
+class Program:
+    """One supervised process: its name, command line and extra environment."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    restart: bool = True  # restarted whenever it exits (a crash, a SIGKILL)
+
+
+def programs(stack: Plan) -> list[Program]:
+    python = sys.executable
+    found = []
     for service, service_ports in stack.replicas.items():
         prefix = service.upper()
         host = "127.0.0.1" if service == "web" else stack.bind_host
         for index, port in enumerate(service_ports, start=1):
-            lines.append(
-                f"{service}{index}: env {prefix}_HOST={shlex.quote(host)} {prefix}_PORT={port} "
-                f"{python} -m gunicorn -c services/{service}/gunicorn.conf.py"
+            found.append(
+                Program(
+                    f"{service}{index}",
+                    [python, "-m", "gunicorn", "-c", f"services/{service}/gunicorn.conf.py"],
+                    {f"{prefix}_HOST": host, f"{prefix}_PORT": str(port)},
+                )
             )
     public = "-"
     if stack.upstreams:
         public = f"http://127.0.0.1:{stack.public}"
-        services = " ".join(
-            f"--service {name}={','.join(servers)}" for name, servers in stack.upstreams.items()
-        )
-        lines.append(
-            f"nginx: {python} -m nginx.upstream_watch --listen {stack.public} "
-            f"--runtime-dir {stack.run_dir / 'nginx'} "
-            f"--interval {stack.resolve_interval_s:g} {services}"
-        )
+        services = [
+            f"--service={name}={','.join(servers)}" for name, servers in stack.upstreams.items()
+        ]
+        command = [python, "-m", "nginx.upstream_watch", f"--listen={stack.public}"]
+        command += [f"--runtime-dir={stack.run_dir / 'nginx'}"]
+        command += [f"--interval={stack.resolve_interval_s:g}", *services]
+        found.append(Program("nginx", command, {}))
     # A replica bound to one address is probed there; one bound to all, on loopback.
     probe_host = "127.0.0.1" if stack.bind_host in ("0.0.0.0", "::") else stack.bind_host
-    replica_urls = " ".join(
+    replica_urls = [
         f"http://{'127.0.0.1' if service == 'web' else probe_host}:{port}"
         for service, ports in stack.replicas.items()
         for port in ports
-    )
-    lines.append(f"ready: {python} -m scripts.wait_ready {public} {replica_urls}")
-    return "\n".join(lines) + "\n"
+    ]
+    command = [python, "-m", "scripts.wait_ready", public, *replica_urls]
+    found.append(Program("ready", command, {}, restart=False))
+    return found
+
+
+def _supervisor_value(text: str) -> str:
+    return text.replace("%", "%%")  # supervisord expands %(name)s in its config
+
+
+def supervisor_config(stack: Plan) -> str:
+    """supervisord.conf: every program restarted when it dies, logs on stdout, all stopped
+    (process groups, with the services' grace period) on Ctrl-C or SIGTERM."""
+    lines = [
+        "[supervisord]",
+        "nodaemon=true",
+        "logfile=/dev/null",
+        "logfile_maxbytes=0",
+        f"pidfile={_supervisor_value(str(stack.run_dir / 'supervisord.pid'))}",
+        f"directory={_supervisor_value(str(REPO_ROOT))}",
+        "",
+    ]
+    for program in programs(stack):
+        environment = ",".join(
+            f'{key}="{_supervisor_value(value)}"' for key, value in program.env.items()
+        )
+        lines += [
+            f"[program:{program.name}]",
+            f"command={_supervisor_value(shlex.join(program.command))}",
+            f"directory={_supervisor_value(str(REPO_ROOT))}",
+            *([f"environment={environment}"] if environment else []),
+            f"autorestart={'true' if program.restart else 'false'}",
+            "startsecs=1" if program.restart else "startsecs=0",
+            "startretries=100",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "stopwaitsecs=40",  # longer than *_GRACEFUL_TIMEOUT: in-flight requests finish
+            "stdout_logfile=/dev/stdout",
+            "stdout_logfile_maxbytes=0",
+            "redirect_stderr=true",
+            "",
+        ]
+    return "\n".join(lines)
 
 
 def port_is_free(port: int) -> bool:
@@ -151,7 +205,8 @@ def main() -> int:
         return 2
     shutil.rmtree(stack.run_dir / "nginx", ignore_errors=True)
     stack.run_dir.mkdir(parents=True, exist_ok=True)
-    (stack.run_dir / "Procfile").write_text(procfile(stack))
+    config = stack.run_dir / "supervisord.conf"
+    config.write_text(supervisor_config(stack))
     # The web service calls the models through nginx, so its calls are balanced too.
     environ.setdefault("WEB_DETECTOR_URL", f"http://127.0.0.1:{stack.public}/detector")
     environ.setdefault("WEB_CLASSIFIER_URL", f"http://127.0.0.1:{stack.public}/classifier")
@@ -159,17 +214,8 @@ def main() -> int:
     environ.setdefault("DETECTOR_TORCH_THREADS", "1")
     environ.setdefault("CLASSIFIER_TORCH_THREADS", "1")
     environ["PYTHONUNBUFFERED"] = "1"
-    honcho = [
-        sys.executable,
-        "-m",
-        "honcho",
-        "-f",
-        str(stack.run_dir / "Procfile"),
-        "-d",
-        str(REPO_ROOT),
-        "start",
-    ]
-    os.execvpe(honcho[0], honcho, environ)
+    supervisord = [sys.executable, "-m", "supervisor.supervisord", "-c", str(config)]
+    os.execvpe(supervisord[0], supervisord, environ)
     return 0  # not reached
 
 

@@ -4,7 +4,7 @@
 
 PUBLIC_URL ``-``: this host runs no nginx (STACK_ROLE=models); only the replicas are named.
 
-Stays running afterwards: under honcho, a process that exits stops the whole stack.
+Stays running afterwards, until supervisord stops it with the rest of the stack.
 """
 
 from __future__ import annotations

@@ -12,11 +12,13 @@ so nginx, Docker's HEALTHCHECK and Kubernetes probes need nothing special.
 A new connection's request may not have arrived when it is accepted: such a connection
 waits on the worker's poller (as gthread does for slow clients) and is routed once its
 first bytes are there. Relies on gthread internals of the pinned gunicorn version
-(``enqueue_req``, ``pending_conns``); tests/stack/test_health_under_load.py exercises it.
+(``enqueue_req``, ``pending_conns``, ``set_accept_enabled``); tests/stack/test_health_under_load.py
+and test_make_run_supervision.py exercise it.
 """
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
 import time
@@ -84,6 +86,15 @@ class ProbeAwareThreadWorker(ThreadWorker):
         self.poller.register(
             conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
         )
+
+    def set_accept_enabled(self, enabled):
+        super().set_accept_enabled(enabled)
+        if not enabled and os.getppid() != self.ppid:
+            # The master died (a SIGKILL, a crash): let go of the port now, so the replica a
+            # supervisor restarts in its place can bind it while this orphan finishes its
+            # in-flight requests (gthread would hold it for the whole graceful timeout).
+            for listener in self.sockets:
+                listener.close()
 
     def handle_quit(self, sig, frame):
         self.probe_pool.shutdown(wait=False)

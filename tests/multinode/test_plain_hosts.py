@@ -44,7 +44,7 @@ CLIENTS = 8
 class PlainHosts:
     url: str
     model_hosts: dict[str, Host]  # hostname -> host
-    replicas: dict[str, Server]  # hostname -> its run_stack (honcho) process
+    replicas: dict[str, Server]  # hostname -> its run_stack (supervisord) process
     record: dict
 
 
