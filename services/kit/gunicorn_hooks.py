@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 # Only light modules here: this runs in the master, which must not import
 # prometheus_client before PROMETHEUS_MULTIPROC_DIR is set (it picks its value store once).
@@ -81,7 +82,8 @@ def gunicorn_settings(
 
 
 def on_starting(server) -> None:
-    runtime = tempfile.mkdtemp(prefix=f"{server.proc_name}-")
+    remove_dead_masters_runtime_dirs(server.proc_name)
+    runtime = tempfile.mkdtemp(prefix=f"{server.proc_name}-{os.getpid()}-")
     for sub in ("metrics", "ready"):
         os.mkdir(os.path.join(runtime, sub))
     os.environ[RUNTIME_DIR_ENV] = runtime
@@ -89,6 +91,29 @@ def on_starting(server) -> None:
     os.environ[READY_DIR_ENV] = os.path.join(runtime, "ready")
     os.environ[EXPECTED_WORKERS_ENV] = str(server.cfg.workers)
     os.environ[EXIT_ON_LOAD_FAILURE_ENV] = "1"
+
+
+def remove_dead_masters_runtime_dirs(proc_name: str) -> list[str]:
+    """Remove the runtime dirs of masters that died without their on_exit (a SIGKILL, a
+    crash): named ``<proc_name>-<master pid>-<random>``, kept only while that pid lives."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{proc_name}-*-*"):
+        pid = path.name.removeprefix(f"{proc_name}-").split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def child_exit(server, worker) -> None:

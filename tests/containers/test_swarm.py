@@ -21,7 +21,9 @@ the teardown must leave no engine, namespace, mount, link or registry behind.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,8 +144,18 @@ def image_bytes(engine: Engine, image: str) -> int:
     return int(engine.docker("image", "inspect", "--format", "{{.Size}}", image))
 
 
+# Three nodes each pulling the ~6 GB model images, plus the registry's 3 GB copy.
+DISK_NEEDED_GB = 30
+
+
 @pytest.fixture(scope="module")
 def swarm(docker_engine: Engine, stack_images: dict[str, str]) -> Iterator[SwarmStack]:
+    free_gb = shutil.disk_usage(tempfile.gettempdir()).free / 1e9
+    if free_gb < DISK_NEEDED_GB:
+        pytest.fail(
+            f"the Swarm test needs about {DISK_NEEDED_GB} GB free under "
+            f"{tempfile.gettempdir()} (three engines pull the CUDA images); {free_gb:.0f} GB free"
+        )
     port = free_port()
     record: dict = {"clients": CLIENTS}
     with swarm_cluster() as cluster:

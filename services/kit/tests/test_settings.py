@@ -61,3 +61,24 @@ def test_cpu_quota_from_cgroup_v2_and_v1(tmp_path):
     (v1 / "cpu.cfs_quota_us").write_text("-1\n")
     assert cgroup_cpu_quota(tmp_path / "v1") is None
     assert cgroup_cpu_quota(tmp_path / "nothing") is None
+
+
+def test_runtime_dirs_of_dead_masters_are_removed(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import tempfile
+
+    from services.kit.gunicorn_hooks import remove_dead_masters_runtime_dirs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])  # its pid is free once it has been waited for
+    gone.wait()
+    alive = os.getpid()
+    (tmp_path / f"vision-test-{gone.pid}-abc" / "metrics").mkdir(parents=True)
+    (tmp_path / f"vision-test-{alive}-def").mkdir()
+    (tmp_path / "vision-test-notapid").mkdir()
+    assert remove_dead_masters_runtime_dirs("vision-test") == [f"vision-test-{gone.pid}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"vision-test-{alive}-def",
+        "vision-test-notapid",
+    ]
