@@ -31,6 +31,7 @@ NGINX_ERRORS = (
     (404, "not_found", "No such endpoint."),
     (405, "method_not_allowed", "This method is not allowed here."),
     (408, "request_timeout", "The request was not received in time."),
+    (429, "too_many_requests", "Too many requests from this client at once; retry in a moment."),
     (413, "payload_too_large", "The request body is larger than the limit of {max_body_mb} MB."),
     (414, "uri_too_long", "The request line (path and query) is too long."),
     (494, "headers_too_large", "A request header, or all of them together, is too large."),
@@ -55,6 +56,14 @@ class NginxConfig:
     fail_timeout_s: int = 10
     next_upstream_tries: int = 3
     worker_processes: int = 1
+    # Abuse limits (docs/limits.md): idle sockets are cheap, one client cannot hog the rest.
+    worker_connections: int = 16384
+    client_connections: int = 32  # requests in flight per client address
+    client_rate: int = 200  # requests per second per client address (burst: twice that)
+    max_uploads: int = 128  # requests in flight in all; bounds the spooled bodies
+    header_timeout_s: int = 10
+    body_timeout_s: int = 30
+    body_temp_dir: str = ""  # where bodies over 64 KB are spooled; "" = <runtime_dir>/bodies
     daemon: bool = False
     access_log: str = "/dev/stdout"
     error_log: str = "/dev/stderr"
@@ -75,6 +84,7 @@ def render(config: NginxConfig) -> str:
     max_body = f"{config.max_body_mb:g}"
     values = {
         **config.__dict__,
+        "body_temp_dir": config.body_temp_dir or f"{config.runtime_dir}/bodies",
         "max_body_mb": max_body,
         "request_id_pattern": REQUEST_ID_PATTERN,
         "nginx_errors": [
@@ -98,6 +108,13 @@ def tuning_from_env(environ: Mapping[str, str] | None = None) -> dict[str, float
             "read_timeout_s": env.integer("NGINX_READ_TIMEOUT_S", 300, 1, 86400),
             "connect_timeout_s": env.integer("NGINX_CONNECT_TIMEOUT_S", 5, 1, 600),
             "fail_timeout_s": env.integer("NGINX_FAIL_TIMEOUT_S", 10, 1, 3600),
+            "worker_connections": env.integer("NGINX_WORKER_CONNECTIONS", 16384, 64, 1 << 20),
+            "client_connections": env.integer("NGINX_CLIENT_CONNECTIONS", 32, 1, 1 << 20),
+            "client_rate": env.integer("NGINX_CLIENT_RATE", 200, 1, 1 << 20),
+            "max_uploads": env.integer("NGINX_MAX_UPLOADS", 128, 1, 1 << 20),
+            "header_timeout_s": env.integer("NGINX_HEADER_TIMEOUT_S", 10, 1, 3600),
+            "body_timeout_s": env.integer("NGINX_BODY_TIMEOUT_S", 30, 1, 3600),
+            "body_temp_dir": env.string("NGINX_BODY_TEMP_DIR", ""),
         }
     except SettingsError as error:
         raise SystemExit(f"nginx.render: {error}") from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, stop)
 
+    try:
+        return supervise(args, services, upstreams, config, nginx)
+    finally:
+        # Request bodies are spooled outside the runtime dir when NGINX_BODY_TEMP_DIR points
+        # at a tmpfs; leave nothing there once nginx is gone.
+        body_dir = tuning_from_env()["body_temp_dir"]
+        if body_dir and nginx.poll() is not None:
+            shutil.rmtree(body_dir, ignore_errors=True)
+
+
+def supervise(args, services, upstreams, config: Path, nginx: subprocess.Popen) -> int:
+    """Re-resolve every ``--interval`` seconds and reload nginx on a change, until it exits."""
     while True:
         try:
             return nginx.wait(timeout=args.interval)

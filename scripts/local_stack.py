@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,7 +56,15 @@ def model_env(weights_dir: Path) -> dict[str, str]:
     }
 
 
-def render_nginx(stack_dir: Path, port: int, upstreams: dict[str, list[str]]) -> Path:
+def body_temp_dir(port: int) -> Path:
+    """Where nginx spools request bodies, as with `make run`: tmpfs, and reachable by
+    nginx's unprivileged workers whatever the test's own directory permissions."""
+    return Path("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()) / (
+        f"vision-nginx-{port}"
+    )
+
+
+def render_nginx(stack_dir: Path, port: int, upstreams: dict[str, list[str]], **tuning) -> Path:
     runtime = stack_dir / "nginx"
     runtime.mkdir(parents=True, exist_ok=True)
     config = runtime / "nginx.conf"
@@ -65,6 +76,8 @@ def render_nginx(stack_dir: Path, port: int, upstreams: dict[str, list[str]]) ->
                 runtime_dir=str(runtime),
                 access_log=str(runtime / "access.log"),
                 error_log=str(runtime / "error.log"),
+                body_temp_dir=str(body_temp_dir(port)),
+                **tuning,
             )
         )
     )
@@ -78,8 +91,10 @@ def run_stack(
     replicas: int = 1,
     env: Mapping[str, str] | None = None,
     deadline_s: float = 240,
+    nginx_tuning: Mapping[str, int] | None = None,
 ) -> Iterator[Stack]:
-    """Start ``replicas`` detectors and classifiers, one web and nginx; stop all on exit."""
+    """Start ``replicas`` detectors and classifiers, one web and nginx; stop all on exit.
+    ``nginx_tuning``: NginxConfig fields to change (e.g. the per-client limits)."""
     env = {**model_env(weights_dir), **(env or {})}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -97,7 +112,7 @@ def run_stack(
         upstreams = {
             name: [s.url.removeprefix("http://") for s in group] for name, group in servers.items()
         }
-        config = render_nginx(tmp_path, port, upstreams)
+        config = render_nginx(tmp_path, port, upstreams, **(nginx_tuning or {}))
         nginx = start_server(
             [NGINX, "-p", str(config.parent), "-c", str(config)],
             url,
@@ -111,3 +126,4 @@ def run_stack(
     finally:
         for server in reversed(started):
             server.stop()
+        shutil.rmtree(body_temp_dir(port), ignore_errors=True)

@@ -214,6 +214,9 @@ def main() -> int:
     environ.setdefault("DETECTOR_TORCH_THREADS", "1")
     environ.setdefault("CLASSIFIER_TORCH_THREADS", "1")
     environ["PYTHONUNBUFFERED"] = "1"
+    if os.path.isdir("/dev/shm"):
+        # Uploads nginx spools (bodies over 64 KB) stay in memory, never on disk.
+        environ.setdefault("NGINX_BODY_TEMP_DIR", f"/dev/shm/vision-nginx-{stack.public}")
     supervisord = [sys.executable, "-m", "supervisor.supervisord", "-c", str(config)]
     os.execvpe(supervisord[0], supervisord, environ)
     return 0  # not reached

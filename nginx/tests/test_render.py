@@ -69,11 +69,10 @@ def test_failover_tuning_comes_from_the_environment(tmp_path):
     from nginx.render import tuning_from_env
 
     tuning = tuning_from_env({"NGINX_READ_TIMEOUT_S": "12", "MAX_BODY_MB": "8"})
-    assert tuning == {
+    assert {key: tuning[key] for key in ("max_body_mb", "read_timeout_s", "connect_timeout_s")} == {
         "max_body_mb": 8.0,
         "read_timeout_s": 12,
         "connect_timeout_s": 5,
-        "fail_timeout_s": 10,
     }
     text = render(NginxConfig(listen="1", upstreams=UPSTREAMS, runtime_dir=str(tmp_path), **tuning))
     assert "proxy_read_timeout 12s;" in text and "client_max_body_size 8192k;" in text
@@ -82,3 +81,14 @@ def test_failover_tuning_comes_from_the_environment(tmp_path):
     for bad in ({"NGINX_READ_TIMEOUT_S": "soon"}, {"NGINX_CONNECT_TIMEOUT_S": "0"}):
         with pytest.raises(SystemExit, match=next(iter(bad))):
             tuning_from_env(bad)
+
+
+def test_abuse_limits_come_from_the_environment(tmp_path):
+    from nginx.render import tuning_from_env
+
+    tuning = tuning_from_env({"NGINX_CLIENT_CONNECTIONS": "7", "NGINX_BODY_TEMP_DIR": "/dev/shm/x"})
+    text = render(NginxConfig(listen="1", upstreams=UPSTREAMS, runtime_dir=str(tmp_path), **tuning))
+    assert "limit_conn per_client 7;" in text
+    assert "client_body_temp_path /dev/shm/x;" in text
+    assert "client_body_buffer_size 64k;" in text  # bodies are not pinned in memory
+    assert "worker_connections 16384;" in text

@@ -24,6 +24,7 @@ ERROR_CODES: list[tuple[int, str, str]] = [
     (404, "not_found", "No such endpoint."),
     (408, "request_timeout", "nginx: the request (headers or body) did not arrive in time."),
     (414, "uri_too_long", "nginx: the request line (path and query) is too long."),
+    (429, "too_many_requests", "nginx: too many requests in flight or per second from you."),
     (405, "method_not_allowed", "The endpoint exists but not for this method (see `Allow`)."),
     (413, "payload_too_large", "The request body is over MAX_BODY_MB."),
     (413, "image_too_large", "The image has more pixels than the service's megapixel limit."),

@@ -56,7 +56,10 @@ def test_health_answers_fast_while_every_replica_is_saturated(
 ):
     env = {"DETECTOR_HTTP_THREADS": str(HTTP_THREADS)}
     photo = (images_dir / "dog.jpg").read_bytes()
-    with run_stack(tmp_path, stack_weights_dir, replicas=2, env=env) as stack:
+    # All 32 clients and the probes come from 127.0.0.1: above nginx's default per-client
+    # in-flight limit (32), which would answer some with 429 (tests/stack/test_abuse_limits.py).
+    tuning = {"client_connections": 4 * CLIENTS}
+    with run_stack(tmp_path, stack_weights_dir, replicas=2, env=env, nginx_tuning=tuning) as stack:
         replicas = [server.url for server in stack.replicas["detector"]]
         probes = {
             "nginx /detector/healthz": [stack.url + "/detector/healthz"],
