@@ -64,6 +64,7 @@ class NginxConfig:
     header_timeout_s: int = 10
     body_timeout_s: int = 30
     body_temp_dir: str = ""  # where bodies over 64 KB are spooled; "" = <runtime_dir>/bodies
+    public_metrics: bool = False  # /<service>/metrics on the public port (else 404)
     daemon: bool = False
     access_log: str = "/dev/stdout"
     error_log: str = "/dev/stderr"
@@ -115,6 +116,7 @@ def tuning_from_env(environ: Mapping[str, str] | None = None) -> dict[str, float
             "header_timeout_s": env.integer("NGINX_HEADER_TIMEOUT_S", 10, 1, 3600),
             "body_timeout_s": env.integer("NGINX_BODY_TIMEOUT_S", 30, 1, 3600),
             "body_temp_dir": env.string("NGINX_BODY_TEMP_DIR", ""),
+            "public_metrics": env.boolean("NGINX_PUBLIC_METRICS", False),
         }
     except SettingsError as error:
         raise SystemExit(f"nginx.render: {error}") from None

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Installs the system programs the stack and its tests start for real, when missing:
 # nginx (the public port), chromium (browser tests), docker.io + debootstrap (container
-# tests; docker-registry for the Swarm test). Usage: scripts/install-system-deps.sh [nginx] [chromium] [docker]
+# tests; docker-registry for the Swarm test), prometheus (metrics). Usage:
+# scripts/install-system-deps.sh [nginx] [chromium] [docker] [prometheus]
 set -euo pipefail
 
 declare -A PACKAGES=(
   [nginx]="nginx"
   [chromium]="chromium fonts-wqy-microhei"
   [docker]="docker.io debootstrap docker-registry"
+  [prometheus]="prometheus"
 )
 declare -A PROBES=(
   [nginx]="/usr/sbin/nginx"
   [chromium]="/usr/bin/chromium"
   [docker]="/usr/sbin/dockerd /usr/sbin/debootstrap /usr/bin/docker-registry"
+  [prometheus]="/usr/bin/prometheus"
 )
 
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(nginx chromium docker)
+[ ${#wanted[@]} -gt 0 ] || wanted=(nginx chromium docker prometheus)
 missing=()
 for name in "${wanted[@]}"; do
   for probe in ${PROBES[$name]}; do

@@ -16,7 +16,8 @@ STACK_ROLE splits the same stack over plain hosts (docs/multi-node.md):
 
 Configuration (environment): STACK_PORT (8080), DETECTOR_REPLICAS (2),
 CLASSIFIER_REPLICAS (2), DETECTOR_PORT_BASE (8201), CLASSIFIER_PORT_BASE (8101),
-WEB_PORT (8003), STACK_RUN_DIR (.run: supervisord.conf, nginx runtime), plus every service
+WEB_PORT (8003), MONITORING (0; 1: Prometheus on PROMETHEUS_PORT, 9090, scraping every
+replica), STACK_RUN_DIR (.run: supervisord.conf, nginx runtime), plus every service
 variable (DETECTOR_*, CLASSIFIER_*, WEB_*, MAX_BODY_MB, NGINX_*).
 """
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nginx.render import parse_upstreams
+from scripts.prometheus_config import static_config
 from services.kit.settings import EnvReader, SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +53,7 @@ class Plan:
     replicas: dict[str, list[int]]
     upstreams: dict[str, list[str]]
     resolve_interval_s: float
+    monitoring_port: int = 0  # Prometheus on 127.0.0.1:<port> (MONITORING=1), 0: none
 
 
 def plan(environ: dict[str, str]) -> Plan:
@@ -87,7 +90,9 @@ def plan(environ: dict[str, str]) -> Plan:
         upstreams = {}
     interval = env.number("NGINX_RESOLVE_INTERVAL_S", 5.0, 0.1, 3600)
     run_dir = Path(env.string("STACK_RUN_DIR", str(DEFAULT_RUN_DIR)))
-    return Plan(role, run_dir, bind_host, public, replicas, upstreams, interval)
+    monitoring = env.boolean("MONITORING", False)
+    prometheus_port = env.integer("PROMETHEUS_PORT", 9090, 1, 65535) if monitoring else 0
+    return Plan(role, run_dir, bind_host, public, replicas, upstreams, interval, prometheus_port)
 
 
 @dataclass(frozen=True)
@@ -131,9 +136,31 @@ def programs(stack: Plan) -> list[Program]:
         for service, ports in stack.replicas.items()
         for port in ports
     ]
+    if stack.monitoring_port:
+        found.append(
+            Program(
+                "prometheus",
+                [
+                    "prometheus",
+                    f"--config.file={stack.run_dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={stack.run_dir / 'prometheus'}",
+                    f"--web.listen-address=127.0.0.1:{stack.monitoring_port}",
+                ],
+                {},
+            )
+        )
     command = [python, "-m", "scripts.wait_ready", public, *replica_urls]
     found.append(Program("ready", command, {}, restart=False))
     return found
+
+
+def prometheus_targets(stack: Plan) -> dict[str, list[str]]:
+    """Every replica of this host, scraped on its own port."""
+    probe_host = "127.0.0.1" if stack.bind_host in ("0.0.0.0", "::") else stack.bind_host
+    return {
+        service: [f"{'127.0.0.1' if service == 'web' else probe_host}:{port}" for port in ports]
+        for service, ports in stack.replicas.items()
+    }
 
 
 def _supervisor_value(text: str) -> str:
@@ -205,6 +232,9 @@ def main() -> int:
         return 2
     shutil.rmtree(stack.run_dir / "nginx", ignore_errors=True)
     stack.run_dir.mkdir(parents=True, exist_ok=True)
+    if stack.monitoring_port:
+        targets = prometheus_targets(stack)
+        (stack.run_dir / "prometheus.yml").write_text(static_config(targets))
     config = stack.run_dir / "supervisord.conf"
     config.write_text(supervisor_config(stack))
     # The web service calls the models through nginx, so its calls are balanced too.

@@ -192,7 +192,8 @@ def test_redirects_keep_the_port_the_client_used(stack):
 def test_made_up_methods_share_one_metric_label(stack):
     for _ in range(3):
         requests.request("XABCDEFGHIJKL", stack.url + "/v1/models", timeout=10)
-    metrics = requests.get(stack.url + "/web/metrics", timeout=10).text
+    (web,) = stack.replicas["web"]
+    metrics = requests.get(web.url + "/metrics", timeout=10).text
     assert 'method="other"' in metrics and "XABCDEFGHIJKL" not in metrics
 
 
@@ -209,3 +210,12 @@ def test_many_headers_and_a_long_query_reach_the_service(stack):
     assert response.status_code == 200 and response.json()["status"] == "alive"
     response = requests.get(stack.url + "/detector/healthz?q=" + "x" * 7000, timeout=10)
     assert response.status_code == 200, response.text
+
+
+def test_metrics_are_not_on_the_public_port(stack):
+    for path in ("/web/metrics", "/detector/metrics", "/classifier/metrics", "/metrics"):
+        response = requests.get(stack.url + path, timeout=10)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+    (web,) = stack.replicas["web"]  # the replicas themselves still serve it (Prometheus)
+    assert "vision_http_requests_total" in requests.get(web.url + "/metrics", timeout=10).text
