@@ -365,11 +365,15 @@ def _metrics(service: str) -> dict:
             "tags": ["health"],
             "summary": f"Prometheus metrics of the {_SERVICE_NAMES[service]}, summed over its "
             "workers.",
+            "description": "Published on the public port only with NGINX_PUBLIC_METRICS=1 "
+            "(each scrape would reach another replica); Prometheus scrapes every replica's "
+            "own /metrics (MONITORING=1 make run).",
             "responses": {
                 "200": {
                     "description": "Prometheus text exposition format.",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
+                },
+                "404": _error_response("not_found: not published (NGINX_PUBLIC_METRICS=0)."),
             },
             "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/{service}/metrics"),
         }
