@@ -153,3 +153,18 @@ def test_ci_override_merges_and_compose_yaml_has_no_machine_paths():
     for name, service in json.loads(plain.stdout)["services"].items():
         for volume in service.get("volumes", []):
             assert volume["type"] == "volume", f"{name} mounts a host path: {volume}"
+
+
+def test_monitoring_profile_adds_prometheus_with_the_generated_config():
+    from scripts.prometheus_config import dns_config
+
+    done = compose("--profile", "monitoring", "-f", "compose.yaml", "config", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    prometheus = json.loads(done.stdout)["services"]["prometheus"]
+    assert prometheus["build"]["dockerfile"] == "docker/prometheus.Dockerfile"
+    assert prometheus["ports"][0]["target"] == 9090
+    # The checked-in config is the generator's output: every replica found by DNS.
+    checked_in = (REPO_ROOT / "deploy/prometheus/compose.yml").read_text()
+    assert checked_in == dns_config({"detector": 8002, "classifier": 8001, "web": 8003})
+    plain = compose("-f", "compose.yaml", "config", "--format", "json")
+    assert "prometheus" not in json.loads(plain.stdout)["services"]  # only with the profile
