@@ -129,12 +129,10 @@ def programs(stack: Plan) -> list[Program]:
         command += [f"--runtime-dir={stack.run_dir / 'nginx'}"]
         command += [f"--interval={stack.resolve_interval_s:g}", *services]
         found.append(Program("nginx", command, {}))
-    # A replica bound to one address is probed there; one bound to all, on loopback.
-    probe_host = "127.0.0.1" if stack.bind_host in ("0.0.0.0", "::") else stack.bind_host
     replica_urls = [
-        f"http://{'127.0.0.1' if service == 'web' else probe_host}:{port}"
-        for service, ports in stack.replicas.items()
-        for port in ports
+        f"http://{address}"
+        for addresses in replica_addresses(stack).values()
+        for address in addresses
     ]
     if stack.monitoring_port:
         found.append(
@@ -154,8 +152,9 @@ def programs(stack: Plan) -> list[Program]:
     return found
 
 
-def prometheus_targets(stack: Plan) -> dict[str, list[str]]:
-    """Every replica of this host, scraped on its own port."""
+def replica_addresses(stack: Plan) -> dict[str, list[str]]:
+    """service -> ``host:port`` where each replica of this host is reached (probed, scraped):
+    a replica bound to one address there, one bound to all (and web) on loopback."""
     probe_host = "127.0.0.1" if stack.bind_host in ("0.0.0.0", "::") else stack.bind_host
     return {
         service: [f"{'127.0.0.1' if service == 'web' else probe_host}:{port}" for port in ports]
@@ -233,7 +232,7 @@ def main() -> int:
     shutil.rmtree(stack.run_dir / "nginx", ignore_errors=True)
     stack.run_dir.mkdir(parents=True, exist_ok=True)
     if stack.monitoring_port:
-        targets = prometheus_targets(stack)
+        targets = replica_addresses(stack)
         (stack.run_dir / "prometheus.yml").write_text(static_config(targets))
     config = stack.run_dir / "supervisord.conf"
     config.write_text(supervisor_config(stack))

@@ -19,6 +19,7 @@ from services.core.declaration import UNTRAINED_WARNING, VisionModel
 from services.core.pipeline import InferencePipeline, PipelineResult
 from services.kit.errors import ApiError
 from services.kit.flask_app import create_service_app
+from services.kit.imaging import PICTURE_TYPES
 from services.kit.metrics import record_stage_timings
 from services.kit.openapi import service_document
 from services.kit.readiness import EXIT_ON_LOAD_FAILURE_ENV, workers_ready
@@ -27,7 +28,6 @@ from services.kit.timing import timed
 from services.kit.uploads import read_uploaded_images
 
 _WORKER_BOOT_ERROR = 3  # gunicorn's code for "Worker failed to boot": the master stops
-PICTURE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG"}
 UNTRAINED_HEADER = '199 - "untrained stand-in weights: results are meaningless"'
 
 

@@ -26,6 +26,8 @@ FORMAT_MIMETYPES = {
     "GIF": "image/gif",
     "TIFF": "image/tiff",
 }
+# What a model that renders answers with (?render=1 or Accept: image/...).
+PICTURE_TYPES = ("image/jpeg", "image/png")
 SUPPORTED_CONTENT_TYPES = {
     "image/jpeg",
     "image/jpg",

@@ -8,10 +8,9 @@ builds the stack's document (services/web/openapi.py), so neither copies a defau
 
 from __future__ import annotations
 
-from services.kit.imaging import FORMAT_MIMETYPES
+from services.kit.imaging import FORMAT_MIMETYPES, PICTURE_TYPES
 
 _BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
-PICTURE_TYPES = ("image/jpeg", "image/png")
 
 IMAGES_REQUEST_BODY = {
     "required": True,
