@@ -102,7 +102,7 @@ AB_URL ?= $(LOADTEST_URL)/v1/classify?top_k=5
 AB_REQUESTS ?= 200
 AB_CONCURRENCY ?= 4
 
-.PHONY: loadtest bench bench-detector ab-body ab
+.PHONY: loadtest bench bench-detector bench-overload bench-decode phone-photos ab-body ab
 
 loadtest: venv  ## locust against the running stack: CSV, HTML, plots, SLO gate (results/loadtest/)
 	$(PY) -m loadtest.run --url $(LOADTEST_URL) --users $(LOADTEST_USERS) \
@@ -118,6 +118,16 @@ bench: venv weights  ## ceiling vs. stack vs. original vs. LitServe/TorchServe -
 
 bench-detector: venv weights  ## detector per-stage times, yolov3-tiny and yolov3, vs. the bare model
 	$(PY) -m loadtest.bench.detector_stages --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
+
+bench-overload: venv weights  ## admission control: saturation, 4x overload, recovery -> docs/overload.md
+	scripts/install-system-deps.sh nginx
+	$(PY) -m loadtest.bench.overload --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
+
+bench-decode: venv weights  ## draft vs. full JPEG decoding: time and fidelity, both photo sets -> docs/decode.md
+	$(PY) -m loadtest.bench.decode_fidelity --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
+
+phone-photos: venv  ## 12 MP phone-style JPEGs from the sample photos -> results/phone-photos (LOADTEST_PHOTOS=results/phone-photos)
+	$(PY) -m loadtest.phone_photos --out results/phone-photos --photos $(SHARED_DATA)/images
 
 ab-body: venv  ## multipart body file for ApacheBench (AB_BODY, from AB_PHOTO)
 	$(PY) -m loadtest.ab_body --photo $(AB_PHOTO) --out $(AB_BODY)

@@ -12,14 +12,18 @@ NGINX_READ_TIMEOUT_S, NGINX_CONNECT_TIMEOUT_S and NGINX_FAIL_TIMEOUT_S tune fail
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
+from services.kit.api_keys import API_KEY_HEADER, read_api_keys
 from services.kit.request_ids import REQUEST_ID_PATTERN
 from services.kit.settings import EnvReader, SettingsError, max_body_mb
 
@@ -28,6 +32,11 @@ SERVICES = ("detector", "classifier", "web")
 # (status, code, message) of every answer nginx itself gives, all JSON like the services'.
 NGINX_ERRORS = (
     (400, "bad_request", "The request is malformed."),
+    (
+        401,
+        "unauthorized",
+        "A valid API key is required: send it as X-API-Key or as a Bearer token.",
+    ),
     (404, "not_found", "No such endpoint."),
     (405, "method_not_allowed", "This method is not allowed here."),
     (408, "request_timeout", "The request was not received in time."),
@@ -40,6 +49,15 @@ NGINX_ERRORS = (
     (502, "bad_gateway", "No replica of this service could answer; retry in a moment."),
     (503, "unavailable", "The service is not available right now; retry in a moment."),
     (504, "gateway_timeout", "The service took too long to answer."),
+)
+
+# Headers the balancer server adds for the edge's access log: (header, nginx variable);
+# the header time, since the response time is known only after the headers are sent.
+BALANCER_HEADERS = (
+    ("X-Vision-Upstream-Addr", "upstream_addr"),
+    ("X-Vision-Upstream-Status", "upstream_status"),
+    ("X-Vision-Upstream-Connect-Time", "upstream_connect_time"),
+    ("X-Vision-Upstream-Header-Time", "upstream_header_time"),
 )
 
 
@@ -65,6 +83,7 @@ class NginxConfig:
     body_timeout_s: int = 30
     body_temp_dir: str = ""  # where bodies over 64 KB are spooled; "" = <runtime_dir>/bodies
     public_metrics: bool = False  # /<service>/metrics on the public port (else 404)
+    api_keys: tuple[str, ...] = ()  # none: the API is open (services/kit/api_keys.py)
     daemon: bool = False
     access_log: str = "/dev/stdout"
     error_log: str = "/dev/stderr"
@@ -83,8 +102,16 @@ def render(config: NginxConfig) -> str:
         keep_trailing_newline=True,
     )
     max_body = f"{config.max_body_mb:g}"
+    most_replicas = max(len(servers) for servers in config.upstreams.values())
     values = {
         **config.__dict__,
+        "balancer_socket": balancer_socket(config.runtime_dir),
+        "balancer_headers": BALANCER_HEADERS,
+        "api_key_header": API_KEY_HEADER.lower().replace("-", "_"),
+        # The edge waits for the balancer's every try: the tries, then one per spill replica.
+        "balancer_timeout_s": (config.connect_timeout_s + config.read_timeout_s)
+        * (config.next_upstream_tries + most_replicas)
+        + 10,
         "body_temp_dir": config.body_temp_dir or f"{config.runtime_dir}/bodies",
         "max_body_mb": max_body,
         "request_id_pattern": REQUEST_ID_PATTERN,
@@ -99,7 +126,39 @@ def render(config: NginxConfig) -> str:
     return environment.get_template(TEMPLATE.name).render(**values)
 
 
-def tuning_from_env(environ: Mapping[str, str] | None = None) -> dict[str, float | int]:
+def balancer_socket(runtime_dir: str) -> str:
+    """The balancer server's unix socket, named after the runtime dir, in a directory that
+    nginx's unprivileged workers can always reach (a runtime dir under a private temp dir
+    may not be) and short enough for a socket path: tmpfs where there is one."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    digest = hashlib.sha256(os.path.abspath(runtime_dir).encode()).hexdigest()[:16]
+    return f"{base}/vision-balancer-{digest}.sock"
+
+
+def remove_stale_balancer_socket(runtime_dir: str) -> bool:
+    """Before starting nginx: a socket file left by an nginx that was killed makes the new
+    one fail to bind, so remove it, unless an nginx still answers on it."""
+    path = balancer_socket(runtime_dir)
+    if not os.path.exists(path):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+            return False  # alive: leave it to the nginx that owns it
+        except OSError:
+            pass
+    os.unlink(path)
+    return True
+
+
+def write_config(path: Path, text: str) -> None:
+    """Write nginx.conf readable by its owner only: it may hold the API keys."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def tuning_from_env(environ: Mapping[str, str] | None = None) -> dict:
     """NginxConfig keyword arguments from the environment; a bad value stops the start with
     one line naming the variable. MAX_BODY_MB is the services' own stack-wide limit."""
     env = EnvReader("", dict(os.environ if environ is None else environ))
@@ -117,6 +176,7 @@ def tuning_from_env(environ: Mapping[str, str] | None = None) -> dict[str, float
             "body_timeout_s": env.integer("NGINX_BODY_TIMEOUT_S", 30, 1, 3600),
             "body_temp_dir": env.string("NGINX_BODY_TEMP_DIR", ""),
             "public_metrics": env.boolean("NGINX_PUBLIC_METRICS", False),
+            "api_keys": read_api_keys(env),
         }
     except SettingsError as error:
         raise SystemExit(f"nginx.render: {error}") from None
@@ -150,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if args.output:
-        args.output.write_text(text)
+        write_config(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

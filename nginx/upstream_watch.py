@@ -25,7 +25,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nginx.render import NginxConfig, parse_upstreams, render, tuning_from_env
+from nginx.render import (
+    NginxConfig,
+    parse_upstreams,
+    remove_stale_balancer_socket,
+    render,
+    tuning_from_env,
+)
+from nginx.render import write_config as write_nginx_config
 
 # An upstream needs at least one server; while a service has no replica, requests get
 # nginx's JSON 502 instead of nginx refusing to start.
@@ -58,7 +65,8 @@ def write_config(args, upstreams: dict[str, list[str]]) -> Path:
     runtime = Path(args.runtime_dir)
     runtime.mkdir(parents=True, exist_ok=True)
     config = runtime / "nginx.conf"
-    config.write_text(
+    write_nginx_config(
+        config,
         render(
             NginxConfig(
                 listen=args.listen,
@@ -66,7 +74,7 @@ def write_config(args, upstreams: dict[str, list[str]]) -> Path:
                 runtime_dir=str(runtime),
                 **tuning_from_env(),
             )
-        )
+        ),
     )
     return config
 
@@ -83,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
     upstreams = resolve_all(services)
     config = write_config(args, upstreams)
+    if remove_stale_balancer_socket(args.runtime_dir):
+        log("removed the balancer socket of an nginx that was killed")
     log("starting nginx", upstreams=upstreams)
     nginx = subprocess.Popen(
         [args.nginx, "-e", "stderr", "-p", args.runtime_dir, "-c", str(config)]
@@ -100,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         # Request bodies are spooled outside the runtime dir when NGINX_BODY_TEMP_DIR points
         # at a tmpfs; leave nothing there once nginx is gone.
         body_dir = tuning_from_env()["body_temp_dir"]
-        if body_dir and nginx.poll() is not None:
-            shutil.rmtree(body_dir, ignore_errors=True)
+        if nginx.poll() is not None:
+            remove_stale_balancer_socket(args.runtime_dir)
+            if body_dir:
+                shutil.rmtree(body_dir, ignore_errors=True)
 
 
 def supervise(args, services, upstreams, config: Path, nginx: subprocess.Popen) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nginx.render import NginxConfig, render
+from nginx.render import NginxConfig, remove_stale_balancer_socket, render, write_config
 from scripts.launch import Server, free_port, start_server, start_service
 
 NGINX = "/usr/sbin/nginx"
@@ -68,7 +68,8 @@ def render_nginx(stack_dir: Path, port: int, upstreams: dict[str, list[str]], **
     runtime = stack_dir / "nginx"
     runtime.mkdir(parents=True, exist_ok=True)
     config = runtime / "nginx.conf"
-    config.write_text(
+    write_config(
+        config,
         render(
             NginxConfig(
                 listen=f"127.0.0.1:{port}",
@@ -79,7 +80,7 @@ def render_nginx(stack_dir: Path, port: int, upstreams: dict[str, list[str]], **
                 body_temp_dir=str(body_temp_dir(port)),
                 **tuning,
             )
-        )
+        ),
     )
     return config
 
@@ -127,3 +128,4 @@ def run_stack(
         for server in reversed(started):
             server.stop()
         shutil.rmtree(body_temp_dir(port), ignore_errors=True)
+        remove_stale_balancer_socket(str(tmp_path / "nginx"))

@@ -145,7 +145,7 @@ def stack(
     with run_stack(work_dir, weights_dir.resolve(), replicas=replicas, env=env) as running:
         settings = {
             "processes": f"nginx (1 worker) -> {replicas} classifier + {replicas} detector "
-            "replicas, gunicorn (1 gthread worker, 4 HTTP threads each), web idle",
+            "replicas, gunicorn (1 gthread worker, 16 HTTP threads each), web idle",
             "torch threads": "1 per replica (CLASSIFIER_/DETECTOR_TORCH_THREADS=1)",
             "batching": f"dynamic, up to {MAX_BATCH} images, {BATCH_WAIT_MS} ms wait "
             "(CLASSIFIER_MAX_BATCH, CLASSIFIER_BATCH_WAIT_MS defaults)",

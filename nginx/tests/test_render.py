@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 
 import pytest
 
-from nginx.render import NginxConfig, main, render
+from nginx.render import (
+    NginxConfig,
+    balancer_socket,
+    main,
+    remove_stale_balancer_socket,
+    render,
+)
 
 UPSTREAMS = {
     "detector": ["127.0.0.1:9001", "127.0.0.1:9002"],
@@ -38,8 +46,12 @@ def test_rendered_config_passes_nginx_t(tmp_path):
     done = nginx_test(tmp_path, text)
     assert done.returncode == 0, done.stderr
     assert "least_conn;" in text and "keepalive 32;" in text
-    assert text.count("server 127.0.0.1:900") == 4
+    # Each replica twice: in its service's upstream and in the spill upstream, where a
+    # refusal (503) never marks it failed.
+    assert text.count("server 127.0.0.1:900") == 8
+    assert text.count("max_fails=0;") == 4
     assert "non_idempotent" in text
+    assert "error_page 503 = @detector_spill;" in text
 
 
 def test_body_limit_follows_max_body_mb(tmp_path, monkeypatch, capsys):
@@ -75,7 +87,9 @@ def test_failover_tuning_comes_from_the_environment(tmp_path):
         "connect_timeout_s": 5,
     }
     text = render(NginxConfig(listen="1", upstreams=UPSTREAMS, runtime_dir=str(tmp_path), **tuning))
-    assert "proxy_read_timeout 12s;" in text and "client_max_body_size 8192k;" in text
+    assert (
+        "proxy_read_timeout 12s;" in text
+    )  # the balancer's, per replica and "client_max_body_size 8192k;" in text
     # No overall retry deadline: a request that waited out the read timeout is still retried.
     assert "proxy_next_upstream_timeout 0;" in text
     for bad in ({"NGINX_READ_TIMEOUT_S": "soon"}, {"NGINX_CONNECT_TIMEOUT_S": "0"}):
@@ -92,3 +106,26 @@ def test_abuse_limits_come_from_the_environment(tmp_path):
     assert "client_body_temp_path /dev/shm/x;" in text
     assert "client_body_buffer_size 64k;" in text  # bodies are not pinned in memory
     assert "worker_connections 16384;" in text
+
+
+def test_balancer_socket_is_short_and_reachable_whatever_the_runtime_dir():
+    deep = "/tmp/" + "a-very-long-directory-name/" * 8
+    path = balancer_socket(deep)
+    assert len(path) < 100 and path.endswith(".sock")
+    assert path == balancer_socket(deep) != balancer_socket("/tmp/other")
+
+
+def test_a_stale_balancer_socket_is_removed_and_a_live_one_kept(tmp_path):
+    path = balancer_socket(str(tmp_path))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(1)
+        assert not remove_stale_balancer_socket(str(tmp_path))  # someone answers on it
+        listener.close()
+        assert remove_stale_balancer_socket(str(tmp_path))  # left by a killed nginx
+        assert not os.path.exists(path)
+    finally:
+        listener.close()
+        if os.path.exists(path):
+            os.unlink(path)

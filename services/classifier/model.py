@@ -54,6 +54,9 @@ class Classifier(VisionModel[None]):
         self.name = settings.arch
         published = get_model_weights(settings.arch).DEFAULT
         self.transform = published.transforms()
+        # The published transform resizes the shorter side to this first: a JPEG can be
+        # decoded at a DCT scale that still holds it (difference measured: docs/decode.md).
+        self.decode_min_side = int(self.transform.resize_size[0])
         self.categories: list[str] = list(published.meta["categories"])
         self.device = torch.device("cpu")
         self.dtype = torch.float32

@@ -48,6 +48,10 @@ class VisionModel(ABC, Generic[MetaT]):
     renders: bool = False  # True: ``render`` answers ?render=1 / Accept: image/*
     jpeg_quality: int = 90
     weights: WeightsInfo  # set by load()
+    # The shorter side preprocessing needs: JPEGs are then decoded at the smallest DCT scale
+    # holding it (services.kit.imaging.decode_photo). None: always a full decode (a model
+    # whose answer is in pixel coordinates, or that draws on the photo).
+    decode_min_side: int | None = None
 
     def parameters(self) -> list[Parameter]:
         """The request's query parameters, with the running configuration's defaults."""

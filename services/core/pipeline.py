@@ -8,6 +8,9 @@ timings.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic
 
@@ -17,8 +20,9 @@ from services.core.batching import DynamicBatcher
 from services.core.declaration import MetaT, VisionModel
 from services.core.torch_runtime import configure_threads
 from services.kit import metrics
+from services.kit.admission import Admission, auto_queue_limit, effective_queue_limit
 from services.kit.errors import ApiError
-from services.kit.imaging import decode_image
+from services.kit.imaging import decode_photo
 from services.kit.readiness import ModelLifecycle
 from services.kit.settings import ServingSettings
 from services.kit.timing import timed
@@ -48,6 +52,7 @@ class InferencePipeline:
         self.model = model
         self.settings = settings
         self.lifecycle = ModelLifecycle()
+        self.admission = Admission(service)
         self._batcher: DynamicBatcher | None = None
 
     def start(self, background: bool = True, on_failure=None) -> None:
@@ -60,12 +65,37 @@ class InferencePipeline:
         with torch.inference_mode():
             self.model.load()
             self.model.warm_up()
+            image_ms = min(self._time_one_image() for _ in range(2))  # the uncontended speed
+        self.admission.set_limit(self.queue_limit(image_ms))
         self._batcher = DynamicBatcher(
             self._forward,
             max_batch=self.settings.max_batch,
             max_wait_s=self.settings.batch_wait_ms / 1000,
             on_batch=lambda size: metrics.BATCH_SIZE.labels(self.service).observe(size),
         )
+
+    def _time_one_image(self) -> float:
+        """Milliseconds of one warm single-image pass (preprocess + forward)."""
+        started = time.perf_counter()
+        self.model.warm_up()
+        return (time.perf_counter() - started) * 1000
+
+    def queue_limit(self, image_ms: float) -> int:
+        """The admission limit: configured, or from the latency budget at ``image_ms``."""
+        settings = self.settings
+        if settings.queue_limit:
+            return effective_queue_limit(settings.queue_limit, settings.http_threads)
+        return auto_queue_limit(settings.queue_budget_ms, image_ms, settings.http_threads)
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Readiness, then a place in the bounded queue (a 503 right away if neither)."""
+        self.require_ready()
+        with self.admission.admit():
+            yield
+
+    def _decode_min_side(self) -> int | None:
+        return self.model.decode_min_side if self.settings.draft_decode else None
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -90,10 +120,12 @@ class InferencePipeline:
         with self._batcher.preparing() as queued:
             for blob in blobs:
                 with timed(timings, "decode"):
-                    image = decode_image(blob, self.settings.max_pixels)
+                    image, (width, height) = decode_photo(
+                        blob, self.settings.max_pixels, self._decode_min_side()
+                    )
                 with timed(timings, "preprocess"):
                     tensor, meta = self.model.preprocess(image)
-                prepared.append(PreparedImage(image.width, image.height, meta))
+                prepared.append(PreparedImage(width, height, meta))
                 tensors.append(tensor)
             outputs = self._batcher.run(tensors, on_queued=queued)
         for item, (output, _) in zip(prepared, outputs, strict=True):

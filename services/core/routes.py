@@ -88,6 +88,7 @@ def create_model_app(
             "torch_threads": settings.torch_threads,
             "max_batch": settings.max_batch,
             "batch_wait_ms": settings.batch_wait_ms,
+            "queue_limit": pipeline.admission.limit,
         }
         return jsonify(models=[entry])
 
@@ -95,7 +96,10 @@ def create_model_app(
         # Everything the query string can get wrong is refused before the body is read.
         values = {p.name: p.parse(request.args.get(p.name)) for p in parameters}
         picture_type = wanted_picture_type() if model.renders else None
-        pipeline.require_ready()
+        with pipeline.admitted():  # refused at once, before the body is read, when full
+            return answer(values, picture_type)
+
+    def answer(values: dict, picture_type: str | None):
         blobs = read_uploaded_images(request, settings.max_images)
         if picture_type and len(blobs) > 1:
             raise ApiError(

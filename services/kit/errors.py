@@ -45,10 +45,27 @@ def error_body(code: str, message: str) -> dict:
 
 
 def error_response(error: ApiError):
+    discard_unread_body()
     response = jsonify(error_body(error.code, error.message))
     response.status_code = error.status
     response.headers.update(error.headers)
     return response
+
+
+def discard_unread_body() -> None:
+    """Read what is left of the request body before answering an error early (a refusal,
+    a bad parameter): a server that answers and closes with bytes unread makes the kernel
+    reset the connection, and the peer (nginx) can lose the answer. Only a declared length
+    within the app's limit is read; anything else is for the connection to close on."""
+    length = request.content_length
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    if not length or length > limit:
+        return
+    try:
+        while request.stream.read(1 << 16):
+            pass
+    except (OSError, ValueError):
+        pass  # the client went away: nothing left to protect
 
 
 def oversize_error() -> ApiError:

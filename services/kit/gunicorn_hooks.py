@@ -27,13 +27,23 @@ from services.kit.readiness import (
     READY_DIR_ENV,
     forget_worker,
 )
-from services.kit.settings import EnvReader, SettingsError, read_workers
+from services.kit.settings import (
+    MODEL_HTTP_THREADS,
+    EnvReader,
+    SettingsError,
+    read_http_threads,
+    read_workers,
+)
 
 RUNTIME_DIR_ENV = "VISION_RUNTIME_DIR"
 
 
 def gunicorn_settings(
-    prefix: str, default_port: int, app: str, validate, default_http_threads: int = 4
+    prefix: str,
+    default_port: int,
+    app: str,
+    validate,
+    default_http_threads: int = MODEL_HTTP_THREADS,
 ) -> dict:
     """Settings for a gunicorn.conf.py. ``validate(env)`` builds the service's settings
     object; a SettingsError stops the start with one line naming the variable."""
@@ -43,7 +53,7 @@ def gunicorn_settings(
         host = env.string("HOST", "0.0.0.0")
         port = env.integer("PORT", default_port, 1, 65535)
         workers = read_workers(env)
-        threads = env.integer("HTTP_THREADS", default_http_threads, 1, 256)
+        threads = read_http_threads(env, default_http_threads)
         timeout = env.integer("WORKER_TIMEOUT", 120, 10, 3600)
         graceful = env.integer("GRACEFUL_TIMEOUT", 30, 1, 3600)
     except SettingsError as error:

@@ -65,6 +65,25 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     Raises ApiError: 400 ``empty_image``/``invalid_image``, 413 ``image_too_large``
     (checked from the header, before pixels are decoded), 415 ``unsupported_image_format``.
     """
+    return decode_photo(data, max_pixels)[0]
+
+
+# EXIF orientations that turn the picture a quarter: the upright size swaps width and height.
+_QUARTER_TURNS = {5, 6, 7, 8}
+_ORIENTATION_TAG = 0x0112
+
+
+def decode_photo(
+    data: bytes, max_pixels: int, min_side: int | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Like :func:`decode_image`, plus the photo's upright size as sent.
+
+    ``min_side``: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8: Pillow's
+    ``draft``) whose both sides still hold ``min_side`` pixels, a fraction of the work of a
+    full decode of a phone photo; the image is then smaller than the size returned. Only
+    for a model whose answer does not depend on pixel coordinates (a classifier resizing
+    to ``min_side`` anyway). Other formats are always decoded in full.
+    """
     if not data:
         raise ApiError(400, "empty_image", "The uploaded image is empty.")
     try:
@@ -85,14 +104,24 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         )
     try:
         image.seek(0)  # first frame of an animated GIF or a multi-page TIFF
+        upright = (height, width) if _orientation(image) in _QUARTER_TURNS else (width, height)
+        if min_side and image.format in ("JPEG", "MPO"):
+            image.draft("RGB", (min_side, min_side))
         image.load()
         image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
+        return to_rgb(image), upright
     except ApiError:
         raise
     except Exception:
         # Truncated or corrupt data surfaces here, once the pixels are actually read.
         raise ApiError(400, "invalid_image", "The image data is truncated or corrupt.") from None
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # a malformed EXIF block: exif_transpose leaves such an image as is
+        return 1
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

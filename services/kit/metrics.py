@@ -59,6 +59,24 @@ IN_FLIGHT = Gauge(
     ["service"],
     multiprocess_mode="livesum",
 )
+QUEUE_DEPTH = Gauge(
+    "vision_queue_depth",
+    "Requests admitted and not yet answered (decoding, waiting for a batch or in the "
+    "model), summed over live workers.",
+    ["service"],
+    multiprocess_mode="livesum",
+)
+QUEUE_LIMIT = Gauge(
+    "vision_queue_limit",
+    "Requests the replica admits at once (admission control), summed over live workers.",
+    ["service"],
+    multiprocess_mode="livesum",
+)
+REFUSED = Counter(
+    "vision_requests_refused_total",
+    "Requests refused at once with 503 because the replica was full, by reason.",
+    ["service", "reason"],
+)
 
 
 def render_metrics() -> tuple[bytes, str]:

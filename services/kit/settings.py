@@ -128,6 +128,10 @@ class ServingSettings:
     batch_wait_ms: float
     log_level: str
     served_by: str
+    http_threads: int
+    queue_limit: int  # requests admitted per worker; 0 = from queue_budget_ms (admission)
+    queue_budget_ms: float
+    draft_decode: bool  # JPEGs at the smallest DCT scale the model's input needs
 
     @classmethod
     def from_env(cls, env: EnvReader, workers: int) -> ServingSettings:
@@ -143,6 +147,10 @@ class ServingSettings:
             batch_wait_ms=env.number("BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             served_by=served_by_mode(env),
+            http_threads=read_http_threads(env, MODEL_HTTP_THREADS),
+            queue_limit=env.integer("QUEUE_LIMIT", 0, 0, 4096),
+            queue_budget_ms=env.number("QUEUE_BUDGET_MS", 500.0, 1.0, 600_000.0),
+            draft_decode=env.boolean("DRAFT_DECODE", True),
         )
         if workers * settings.torch_threads > cores:
             raise SettingsError(
@@ -180,3 +188,13 @@ def cgroup_cpu_quota(root: Path) -> float | None:
 def read_workers(env: EnvReader) -> int:
     """Number of gunicorn worker processes (one model copy each)."""
     return env.integer("WORKERS", 1, 1, 64)
+
+
+# Model services: enough request threads that every admitted request has one, with two
+# to spare for refusing the rest at once (services/kit/admission.py).
+MODEL_HTTP_THREADS = 16
+
+
+def read_http_threads(env: EnvReader, default: int) -> int:
+    """Request threads per gunicorn worker (gthread)."""
+    return env.integer("HTTP_THREADS", default, 1, 256)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from markupsafe import Markup, escape
 
+from services.kit.api_keys import credential_headers
 from services.kit.colours import class_colour_css
 from services.kit.errors import ApiError
 from services.kit.flask_app import create_service_app
@@ -123,7 +124,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
                 raise
             upload_error = {"code": error.code, "message": error.message, "status": error.status}
             return render_page("index.html", error.status, upload_error=upload_error)
-        results = model_services().analyse(photo, g.request_id, conf_threshold)
+        results = model_services().analyse(
+            photo, g.request_id, conf_threshold, credential_headers(request.headers)
+        )
         g.log_fields["parts_failed"] = [part for part, body in results.items() if "error" in body]
         if wants_json:
             return jsonify(results)
@@ -144,11 +147,15 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
                 "point it at the model service (through nginx: <nginx>/detector, "
                 "<nginx>/classifier).",
             )
-        return jsonify(models=model_services().list_models(g.request_id))
+        return jsonify(
+            models=model_services().list_models(g.request_id, credential_headers(request.headers))
+        )
 
     def live_document() -> dict:
         # Parameters and defaults as the model services declare them right now.
-        return openapi.live_document(model_services().list_models(g.request_id))
+        return openapi.live_document(
+            model_services().list_models(g.request_id, credential_headers(request.headers))
+        )
 
     @app.get("/docs")
     def docs():

@@ -8,6 +8,7 @@ one failing service never takes the other's result, or the page, down with it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -42,30 +43,51 @@ class ModelServices:
         self.timeout = (min(_CONNECT_TIMEOUT_S, timeout_s), timeout_s)
 
     def analyse(
-        self, photo: Photo, request_id: str, conf_threshold: float | None = None
+        self,
+        photo: Photo,
+        request_id: str,
+        conf_threshold: float | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> dict[str, dict]:
         """Detection and classification of one photo, called in parallel.
 
         Returns ``{"detection": <POST /v1/detect body>, "classification": <POST
         /v1/classify?top_k=5 body>}``; either body may be an error body. ``conf_threshold``
-        None leaves the detector's own default.
+        None leaves the detector's own default. ``credentials``: the caller's API key
+        headers, sent along (services/kit/api_keys.py).
         """
         detect_params = {} if conf_threshold is None else {"conf_threshold": conf_threshold}
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="upstream") as pool:
             detection = pool.submit(
-                self._post_photo, DETECTOR, "/v1/detect", detect_params, photo, request_id
+                self._post_photo,
+                DETECTOR,
+                "/v1/detect",
+                detect_params,
+                photo,
+                request_id,
+                credentials,
             )
             classification = pool.submit(
-                self._post_photo, CLASSIFIER, "/v1/classify", {"top_k": 5}, photo, request_id
+                self._post_photo,
+                CLASSIFIER,
+                "/v1/classify",
+                {"top_k": 5},
+                photo,
+                request_id,
+                credentials,
             )
             return {"detection": detection.result(), "classification": classification.result()}
 
-    def list_models(self, request_id: str) -> list[dict]:
+    def list_models(
+        self, request_id: str, credentials: Mapping[str, str] | None = None
+    ) -> list[dict]:
         """Both services' ``/v1/models`` entries; a failing service gives one entry
         ``{"service": name, "error": {...}}`` instead."""
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="upstream") as pool:
             answers = {
-                service: pool.submit(self._call, service, "GET", "/v1/models", request_id)
+                service: pool.submit(
+                    self._call, service, "GET", "/v1/models", request_id, credentials
+                )
                 for service in self.urls
             }
             entries: list[dict] = []
@@ -81,18 +103,38 @@ class ModelServices:
             return entries
 
     def _post_photo(
-        self, service: str, path: str, params: dict, photo: Photo, request_id: str
+        self,
+        service: str,
+        path: str,
+        params: dict,
+        photo: Photo,
+        request_id: str,
+        credentials: Mapping[str, str] | None,
     ) -> dict:
         files = {"image": (photo.filename, photo.data, photo.mimetype)}
-        return self._call(service, "POST", path, request_id, params=params, files=files)
+        return self._call(
+            service, "POST", path, request_id, credentials, params=params, files=files
+        )
 
-    def _call(self, service: str, method: str, path: str, request_id: str, **kwargs) -> dict:
+    def _call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        request_id: str,
+        credentials: Mapping[str, str] | None = None,
+        **kwargs,
+    ) -> dict:
         url = self.urls[service] + path
         try:
             response = requests.request(
                 method,
                 url,
-                headers={REQUEST_ID_HEADER: request_id, UPSTREAM_CALL_HEADER: "1"},
+                headers={
+                    **(credentials or {}),
+                    REQUEST_ID_HEADER: request_id,
+                    UPSTREAM_CALL_HEADER: "1",
+                },
                 timeout=self.timeout,
                 **kwargs,
             )

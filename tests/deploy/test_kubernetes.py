@@ -132,6 +132,11 @@ def container_env(container: dict, maps: dict[str, dict[str, str]]) -> dict[str,
         if "value" in item:
             env[item["name"]] = item["value"]
             continue
+        if secret := item["valueFrom"].get("secretKeyRef"):
+            # Only optional Secrets (the API keys): without one the stack must still start.
+            assert secret.get("optional") is True, f"{item['name']}: a required Secret"
+            env[item["name"]] = ""  # no Secret: unset, which the stack reads as empty
+            continue
         ref = item["valueFrom"]["configMapKeyRef"]
         assert ref["key"] in maps.get(ref["name"], {}), f"{item['name']}: {ref} does not exist"
         env[item["name"]] = maps[ref["name"]][ref["key"]]

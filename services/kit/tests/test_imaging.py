@@ -147,3 +147,49 @@ def test_pixel_limit_is_configurable():
 
 def test_formats_outside_the_list_are_415():
     expect_error(encode(gradient(), "ICO"), 415, "unsupported_image_format")
+
+
+def _jpeg(width: int, height: int, orientation: int | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 140, 200)).save(
+        buffer, "JPEG", quality=90, exif=exif.tobytes()
+    )
+    return buffer.getvalue()
+
+
+def test_draft_decoding_keeps_the_needed_side_and_reports_the_size_as_sent():
+    from services.kit.imaging import decode_photo
+
+    image, size = decode_photo(_jpeg(4032, 3024), 40_000_000, min_side=256)
+    assert size == (4032, 3024)
+    assert min(image.size) >= 256 and image.size == (504, 378)  # 1/8 DCT scale
+    full, _ = decode_photo(_jpeg(4032, 3024), 40_000_000)
+    assert full.size == (4032, 3024)
+
+
+def test_draft_decoding_of_a_sideways_phone_photo_is_upright():
+    from services.kit.imaging import decode_photo
+
+    image, size = decode_photo(_jpeg(4032, 3024, orientation=6), 40_000_000, min_side=256)
+    assert size == (3024, 4032)  # upright, as the services report it
+    assert image.size == (378, 504)
+
+
+def test_draft_decoding_leaves_other_formats_and_small_photos_whole():
+    import io
+
+    from PIL import Image
+
+    from services.kit.imaging import decode_photo
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 900)).save(buffer, "PNG")
+    assert decode_photo(buffer.getvalue(), 40_000_000, min_side=256)[0].size == (1200, 900)
+    assert decode_photo(_jpeg(300, 260), 40_000_000, min_side=256)[0].size == (300, 260)

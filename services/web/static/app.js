@@ -183,9 +183,24 @@
     }
   }
 
+  // ---- API keys (off unless the stack sets API_KEYS): a 401 asks for the key once, kept
+  // for this tab only, and sent as X-API-Key on every call
+  const KEY_STORE = "vision-api-key";
+  function apiHeaders() {
+    const key = sessionStorage.getItem(KEY_STORE);
+    return key ? { Accept: "application/json", "X-API-Key": key } : { Accept: "application/json" };
+  }
+  function askForKey(body) {
+    const message = (body && body.error && body.error.message) || "API key";
+    const key = window.prompt(message);
+    if (!key) return false;
+    sessionStorage.setItem(KEY_STORE, key.trim());
+    return true;
+  }
+
   async function loadModelList() {
     try {
-      const response = await fetch("/v1/models", { headers: { Accept: "application/json" } });
+      const response = await fetch("/v1/models", { headers: apiHeaders() });
       const body = await response.json();
       state.untrainedFromModels = (body.models || [])
         .filter((entry) => entry.weights && entry.weights.trained === false)
@@ -197,12 +212,13 @@
   }
 
   // ---- calling the APIs: never throws; failures become the stack's error shape
-  async function callApi(url, file) {
+  async function callApi(url, file, keyAsked = false) {
     const form = new FormData();
     form.append("image", file, file.name);
     let response;
+    const keyUsed = sessionStorage.getItem(KEY_STORE);
     try {
-      response = await fetch(url, { method: "POST", body: form, headers: { Accept: "application/json" } });
+      response = await fetch(url, { method: "POST", body: form, headers: apiHeaders() });
     } catch {
       return { error: { code: "network_error", message: "fetch failed" }, status: 0 };
     }
@@ -211,6 +227,11 @@
       body = await response.json();
     } catch {
       body = null; // e.g. nginx's HTML page for 502/504
+    }
+    // The other call may have asked already (both run at once): then only retry.
+    const keyChanged = sessionStorage.getItem(KEY_STORE) !== keyUsed;
+    if (response.status === 401 && !keyAsked && (keyChanged || askForKey(body))) {
+      return callApi(url, file, true);
     }
     if (body && typeof body === "object" && !Array.isArray(body)) {
       if (isError(body)) return { ...body, status: response.status };

@@ -95,14 +95,17 @@ class FakeModelServices:
         )
         self.calls: list[tuple] = []
 
-    def analyse(self, photo, request_id: str, conf_threshold: float | None = None) -> dict:
+    def analyse(
+        self, photo, request_id: str, conf_threshold: float | None = None, credentials=None
+    ) -> dict:
         self.calls.append((photo, request_id, conf_threshold))
+        self.credentials = credentials
         return {
             "detection": copy.deepcopy(self.detection),
             "classification": copy.deepcopy(self.classification),
         }
 
-    def list_models(self, request_id: str) -> list[dict]:
+    def list_models(self, request_id: str, credentials=None) -> list[dict]:
         return [
             {
                 "service": DETECTOR,
