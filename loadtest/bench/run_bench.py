@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -169,9 +170,10 @@ class Bench:
     def ceiling(self) -> None:
         layouts = ((1, 2), (2, 1))  # (processes, threads): both fill the 2 cores
         batches = {"classify": "1,2,4,8,16,32", "detect": "1,2,4,8"}
+        formats = ("contiguous", "channels_last")  # both exact fp32: the faster one counts
         for task in self.args.tasks:
-            for processes, threads in layouts:
-                out = self.out / f"ceiling-{task}-{processes}x{threads}.json"
+            for (processes, threads), memory_format in itertools.product(layouts, formats):
+                out = self.out / f"ceiling-{task}-{processes}x{threads}-{memory_format}.json"
                 command = [
                     sys.executable,
                     "-m",
@@ -194,8 +196,13 @@ class Bench:
                     str(self.args.ceiling_seconds),
                     "--out",
                     str(out),
+                    "--memory-format",
+                    memory_format,
                 ]
-                print(f"bench: ceiling {task}, {processes} x {threads} threads", flush=True)
+                print(
+                    f"bench: ceiling {task}, {processes} x {threads} threads, {memory_format}",
+                    flush=True,
+                )
                 subprocess.run(command, cwd=REPO_ROOT, check=True)
                 self.results["ceiling"].setdefault(task, []).append(json.loads(out.read_text()))
                 self.save()

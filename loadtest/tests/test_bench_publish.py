@@ -81,7 +81,7 @@ def test_tables_and_ratios():
     # c=4: 36/40 of the ceiling, 36/44 of 2 processes, 36/30 of TorchServe, p95 150/300
     assert "| 4 | 36.0 | 0.90x | 0.82x | 1.20x | 0.50x |" in text
     assert "litserve (classify): `boom: exact reason`" in text
-    assert "| 2 processes x 1 thread (sum) | 8 | **44.0** |" in text
+    assert "| 2 processes x 1 thread (sum), contiguous | 8 | **44.0** |" in text
 
 
 def test_readme_table_uses_the_highest_concurrency():
@@ -108,3 +108,14 @@ def test_the_docs_block_is_replaced_in_place(tmp_path, monkeypatch):
     assert (tmp_path / "img" / "bench_classify.png").stat().st_size < 80_000
     assert "prose after" in (tmp_path / "benchmarks.md").read_text()
     assert (tmp_path / "run" / "readme_table.md").read_text().startswith("| ResNet18")
+
+
+def test_the_ceiling_is_the_faster_memory_format():
+    from loadtest.bench.publish import ceiling_of
+
+    def entry(memory_format: str, rate: float) -> dict:
+        return {"processes": 1, "memory_format": memory_format, "best": {"images_per_s": rate}}
+
+    results = {"ceiling": {"classify": [entry("contiguous", 60.0), entry("channels_last", 80.0)]}}
+    assert ceiling_of(results, "classify", 1)["memory_format"] == "channels_last"
+    assert ceiling_of(results, "classify", 2) is None

@@ -17,7 +17,12 @@ from services.classifier.official import official_checksums
 from services.classifier.settings import ClassifierSettings
 from services.core.declaration import VisionModel
 from services.core.state_dict import load_state_dict_file
-from services.core.torch_runtime import select_device, select_dtype
+from services.core.torch_runtime import (
+    memory_format,
+    place_network,
+    select_device,
+    select_dtype,
+)
 from services.kit.parameters import Parameter
 from services.kit.settings import SettingsError
 from services.kit.weights import inspect_weights
@@ -60,6 +65,7 @@ class Classifier(VisionModel[None]):
         self.categories: list[str] = list(published.meta["categories"])
         self.device = torch.device("cpu")
         self.dtype = torch.float32
+        self.layout = torch.contiguous_format
         self.network: torch.nn.Module | None = None
 
     def parameters(self) -> list[Parameter]:
@@ -73,10 +79,13 @@ class Classifier(VisionModel[None]):
     def load(self) -> None:
         self.weights = inspect_weights(self.settings.weights_path, official_checksums())
         self.device = select_device(self.settings.serving.device)
-        self.dtype = select_dtype(self.device, self.settings.serving.half)
+        self.dtype = select_dtype(
+            self.device, self.settings.serving.half, self.settings.serving.bf16
+        )
+        self.layout = memory_format(self.settings.serving.channels_last)
         network = build_network(self.settings.arch)
         load_state_dict_file(network, self.settings.weights_path, self.settings.arch)
-        self.network = network.eval().to(self.device, self.dtype)
+        self.network = place_network(network, self.device, self.dtype, self.layout)
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:
         return self.transform(image), None
@@ -84,7 +93,9 @@ class Classifier(VisionModel[None]):
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Tensor[B, 3, 224, 224] normalised -> softmax probabilities Tensor[B, classes]."""
         assert self.network is not None, "load() first"
-        logits = self.network(batch.to(self.device, self.dtype, non_blocking=True))
+        logits = self.network(
+            batch.to(self.device, self.dtype, memory_format=self.layout, non_blocking=True)
+        )
         return logits.float().softmax(dim=1).cpu()
 
     def postprocess(self, output: torch.Tensor, meta: None, params: Mapping[str, float]) -> dict:

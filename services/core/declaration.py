@@ -52,6 +52,7 @@ class VisionModel(ABC, Generic[MetaT]):
     # holding it (services.kit.imaging.decode_photo). None: always a full decode (a model
     # whose answer is in pixel coordinates, or that draws on the photo).
     decode_min_side: int | None = None
+    dtype: torch.dtype = torch.float32  # the precision the model runs in, set by load()
 
     def parameters(self) -> list[Parameter]:
         """The request's query parameters, with the running configuration's defaults."""
@@ -88,4 +89,9 @@ class VisionModel(ABC, Generic[MetaT]):
 
     def model_summary(self) -> dict:
         """The short model description embedded in every response."""
-        return {"name": self.name, "trained": self.weights.trained, "weights": self.weights.source}
+        return {
+            "name": self.name,
+            "trained": self.weights.trained,
+            "weights": self.weights.source,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }

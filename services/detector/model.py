@@ -15,7 +15,12 @@ from PIL import Image
 
 from services.core.declaration import Rendered, VisionModel
 from services.core.state_dict import load_state_dict_file
-from services.core.torch_runtime import select_device, select_dtype
+from services.core.torch_runtime import (
+    memory_format,
+    place_network,
+    select_device,
+    select_dtype,
+)
 from services.detector.class_names import load_class_names
 from services.detector.darknet.model import build_model
 from services.detector.darknet.weights import load_darknet_weights
@@ -52,6 +57,7 @@ class Detector(VisionModel[DetectorInput]):
         self.class_names = load_class_names(settings.names_path)
         self.device = torch.device("cpu")
         self.dtype = torch.float32
+        self.layout = torch.contiguous_format
         self.network: torch.nn.Module | None = None
         self.num_classes: int | None = None
 
@@ -75,7 +81,10 @@ class Detector(VisionModel[DetectorInput]):
     def load(self) -> None:
         self.weights = inspect_weights(self.settings.weights_path, official_checksums())
         self.device = select_device(self.settings.serving.device)
-        self.dtype = select_dtype(self.device, self.settings.serving.half)
+        self.dtype = select_dtype(
+            self.device, self.settings.serving.half, self.settings.serving.bf16
+        )
+        self.layout = memory_format(self.settings.serving.channels_last)
         network = build_model(self.cfg, self.settings.input_size)
         if network.num_classes != len(self.class_names):
             raise SettingsError(
@@ -87,7 +96,7 @@ class Detector(VisionModel[DetectorInput]):
         else:
             load_darknet_weights(network, self.settings.weights_path)
         self.num_classes = network.num_classes
-        self.network = network.eval().to(self.device, self.dtype)
+        self.network = place_network(network, self.device, self.dtype, self.layout)
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, DetectorInput]:
         tensor, info = letterbox(image, self.settings.input_size)
@@ -96,7 +105,13 @@ class Detector(VisionModel[DetectorInput]):
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Tensor[B, 3, S, S] in [0, 1] -> decoded rows Tensor[B, N, 5 + classes] (float32)."""
         assert self.network is not None, "load() first"
-        return self.network(batch.to(self.device, self.dtype, non_blocking=True)).float().cpu()
+        return (
+            self.network(
+                batch.to(self.device, self.dtype, memory_format=self.layout, non_blocking=True)
+            )
+            .float()
+            .cpu()
+        )
 
     def postprocess(
         self, output: torch.Tensor, meta: DetectorInput, params: Mapping[str, float]

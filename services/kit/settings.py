@@ -124,6 +124,8 @@ class ServingSettings:
     torch_threads: int
     device: str
     half: bool
+    bf16: bool
+    channels_last: bool
     max_batch: int
     batch_wait_ms: float
     log_level: str
@@ -143,6 +145,8 @@ class ServingSettings:
             torch_threads=env.integer("TORCH_THREADS", max(1, cores // workers), 1, 256),
             device=env.string("DEVICE", "auto"),
             half=env.boolean("FP16", False),
+            bf16=env.boolean("BF16", False),
+            channels_last=env.boolean("CHANNELS_LAST", True),
             max_batch=env.integer("MAX_BATCH", 8, 1, 256),
             batch_wait_ms=env.number("BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),

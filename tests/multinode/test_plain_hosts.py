@@ -23,7 +23,7 @@ import requests
 
 from scripts.launch import Server, free_port, start_server, wait_for_http
 from scripts.local_stack import model_env
-from tests.support.load import ClosedLoopLoad
+from tests.support.load import ROOM_FOR_EVERY_CLIENT, ClosedLoopLoad
 from tests.support.netns import Host, leftovers, virtual_hosts
 
 pytestmark = pytest.mark.slow
@@ -67,6 +67,7 @@ def plain_hosts(stack_weights_dir, tmp_path_factory) -> Iterator[PlainHosts]:
             for host in network.hosts:
                 env = {
                     **model_env(stack_weights_dir),
+                    **ROOM_FOR_EVERY_CLIENT,
                     "STACK_ROLE": "models",
                     "STACK_BIND_HOST": "0.0.0.0",
                     "STACK_RUN_DIR": str(tmp / host.name),

@@ -81,7 +81,10 @@ def test_health_answers_fast_while_every_replica_is_saturated(
                         assert status == 200, f"{name}: {url} answered {status}"
                         samples[name].append(ms)
             answered = len(load.outcomes)
-        assert not load.failures()
+        # More clients than the replicas admit: the rest are refused at once (admission
+        # control), and nothing fails otherwise.
+        refused = [o for o in load.failures() if o.status == 503 and '"overloaded"' in o.error]
+        assert len(refused) == len(load.failures()), load.failures()[:3]
 
     summary = {
         name: {

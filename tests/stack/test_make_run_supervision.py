@@ -21,7 +21,7 @@ import requests
 
 from scripts.launch import free_port, start_server, wait_for_http
 from scripts.local_stack import model_env
-from tests.support.load import ClosedLoopLoad
+from tests.support.load import ROOM_FOR_EVERY_CLIENT, ClosedLoopLoad
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +78,7 @@ def test_a_crashed_replica_is_restarted_and_no_request_fails(
     public, classifier_base = free_port(), two_free_ports()
     env = {
         **model_env(stack_weights_dir),
+        **ROOM_FOR_EVERY_CLIENT,
         "STACK_PORT": str(public),
         "STACK_RUN_DIR": str(tmp_path / "run"),
         "DETECTOR_REPLICAS": "1",

@@ -12,13 +12,16 @@ import pytest
 import requests
 
 from scripts.local_stack import run_stack
+from tests.support.load import ROOM_FOR_EVERY_CLIENT
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def stack(stack_weights_dir, tmp_path_factory):
-    with run_stack(tmp_path_factory.mktemp("stack"), stack_weights_dir, replicas=2) as running:
+    with run_stack(
+        tmp_path_factory.mktemp("stack"), stack_weights_dir, replicas=2, env=ROOM_FOR_EVERY_CLIENT
+    ) as running:
         yield running
 
 

@@ -56,7 +56,12 @@ def test_the_new_model_is_served_with_the_cores_envelope(brightness, images_dir)
     body = response.json()
     assert 0.0 < body["brightness"] < 1.0 and round(body["brightness"], 2) == body["brightness"]
     assert body["image"] == {"width": 768, "height": 576}
-    assert body["model"] == {"name": "brightness", "trained": True, "weights": "user-supplied"}
+    assert body["model"] == {
+        "name": "brightness",
+        "trained": True,
+        "weights": "user-supplied",
+        "dtype": "float32",
+    }
     assert {"decode", "preprocess", "inference", "postprocess", "total"} <= set(body["timings_ms"])
     several = requests.post(
         brightness.url + "/v1/brightness?decimals=4",

@@ -36,7 +36,12 @@ def test_classify_multipart_returns_sorted_top_k(client, images_dir):
     assert all(0 < c <= 1 for c in confidences)
     assert {"label", "class_id", "confidence"} <= set(predictions[0])
     assert body["image"] == {"width": 768, "height": 576}
-    assert body["model"] == {"name": "resnet18", "trained": False, "weights": "stand-in"}
+    assert body["model"] == {
+        "name": "resnet18",
+        "trained": False,
+        "weights": "stand-in",
+        "dtype": "float32",
+    }
     assert body["warning"] == UNTRAINED_WARNING
     assert set(body["timings_ms"]) == {
         "decode",

@@ -32,7 +32,12 @@ def test_detect_returns_boxes_in_original_pixels(client, images_dir):
     assert response.status_code == 200, response.data
     body = response.get_json()
     assert body["image"] == {"width": 768, "height": 576}
-    assert body["model"] == {"name": "yolov3-tiny", "trained": False, "weights": "stand-in"}
+    assert body["model"] == {
+        "name": "yolov3-tiny",
+        "trained": False,
+        "weights": "stand-in",
+        "dtype": "float32",
+    }
     assert body["warning"] == UNTRAINED_WARNING
     detections = body["detections"]
     assert detections, "the calibrated stand-in finds some boxes at a low threshold"

@@ -66,7 +66,12 @@ def test_upload_json_and_upstream_errors_pass_through(web_with_classifier_only, 
     assert response.json["detection"]["error"]["code"] == "unavailable"
     classification = response.json["classification"]
     assert len(classification["predictions"]) == 5
-    assert classification["model"] == {"name": "resnet18", "trained": False, "weights": "stand-in"}
+    assert classification["model"] == {
+        "name": "resnet18",
+        "trained": False,
+        "weights": "stand-in",
+        "dtype": "float32",
+    }
     assert classification["image"] == {"width": 768, "height": 576}
 
 

@@ -1,0 +1,88 @@
+"""channels_last (the default) gives the eager contiguous outputs to float rounding; bf16 is
+opt-in, refused on a CPU without AVX512-BF16/AMX, and close to fp32 where it runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from services.classifier.model import Classifier
+from services.classifier.settings import ClassifierSettings
+from services.core.torch_runtime import cpu_flags, select_dtype
+from services.detector.model import Detector
+from services.detector.settings import DetectorSettings
+from services.kit.settings import SettingsError
+
+BF16_CPU = bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def classifier(weights, **env) -> Classifier:
+    environ = {"CLASSIFIER_WEIGHTS": str(weights), "CLASSIFIER_TORCH_THREADS": "1", **env}
+    model = Classifier(ClassifierSettings.from_env(environ))
+    model.load()
+    return model
+
+
+def detector(files, **env) -> Detector:
+    environ = {
+        "WEIGHTS_DIR": str(files),
+        "DETECTOR_MODEL": "yolov3-tiny",
+        "DETECTOR_TORCH_THREADS": "1",
+        **env,
+    }
+    model = Detector(DetectorSettings.from_env(environ))
+    model.load()
+    return model
+
+
+def batch_of(model, images_dir, names=("dog.jpg", "eagle.jpg")) -> torch.Tensor:
+    tensors = [model.preprocess(Image.open(images_dir / n).convert("RGB"))[0] for n in names]
+    return torch.stack(tensors)
+
+
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((got - expected).abs().max() / expected.abs().max())
+
+
+@pytest.mark.parametrize("build", [classifier, detector], ids=["classifier", "detector"])
+def test_channels_last_matches_eager_fp32(build, classifier_weights, detector_files, images_dir):
+    source = classifier_weights if build is classifier else detector_files
+    prefix = "CLASSIFIER" if build is classifier else "DETECTOR"
+    eager = build(source, **{f"{prefix}_CHANNELS_LAST": "0"})
+    fast = build(source)
+    assert fast.layout is torch.channels_last and eager.layout is torch.contiguous_format
+    batch = batch_of(eager, images_dir)
+    with torch.inference_mode():
+        expected, got = eager.forward(batch), fast.forward(batch)
+    assert got.dtype == torch.float32
+    assert relative_error(got, expected) < 1e-5
+
+
+def test_bf16_is_refused_on_a_cpu_without_it():
+    with pytest.raises(SettingsError, match="AVX512-BF16 or AMX"):
+        select_dtype(torch.device("cpu"), half=False, bf16=True, flags={"avx2", "avx512f"})
+    assert select_dtype(torch.device("cpu"), False, True, {"amx_bf16"}) is torch.bfloat16
+    with pytest.raises(SettingsError, match="choose one"):
+        select_dtype(torch.device("cpu"), half=True, bf16=True)
+
+
+@pytest.mark.skipif(not BF16_CPU, reason="this CPU has no AVX512-BF16/AMX")
+def test_bf16_classifier_stays_close_to_fp32(classifier_weights, images_dir):
+    fp32 = classifier(classifier_weights)
+    bf16 = classifier(classifier_weights, CLASSIFIER_BF16="1")
+    assert bf16.model_summary()["dtype"] == "bfloat16"
+    batch = batch_of(fp32, images_dir)
+    with torch.inference_mode():
+        expected, got = fp32.forward(batch), bf16.forward(batch)
+    assert got.dtype == torch.float32  # outputs are always float32
+    cosine = torch.nn.functional.cosine_similarity(got, expected, dim=1)
+    assert float(cosine.min()) > 0.99
+
+
+@pytest.mark.skipif(not BF16_CPU, reason="this CPU has no AVX512-BF16/AMX")
+def test_bf16_detector_runs_and_answers_in_float32(detector_files, images_dir):
+    model = detector(detector_files, DETECTOR_BF16="1")
+    with torch.inference_mode():
+        rows = model.forward(batch_of(model, images_dir))
+    assert rows.dtype == torch.float32 and torch.isfinite(rows).all()
