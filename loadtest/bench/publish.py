@@ -221,7 +221,17 @@ def machine_section(results: dict) -> list[str]:
         "| machine | |",
         "|---|---|",
     ]
-    for key in ("cpu", "cpus", "memory", "os", "kernel", "python", "torch", "busy_before"):
+    for key in (
+        "cpu",
+        "cpu_flags",
+        "cpus",
+        "memory",
+        "os",
+        "kernel",
+        "python",
+        "torch",
+        "busy_before",
+    ):
         if key in machine:
             lines.append(f"| {key.replace('_', ' ')} | {machine[key]} |")
     busy = {

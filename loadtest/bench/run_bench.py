@@ -84,6 +84,9 @@ def cpu_busy_fraction(seconds: float = 2.0) -> float:
     return 1.0 - (idle_1 - idle_0) / max(1, total_1 - total_0)
 
 
+NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def describe_machine() -> dict:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -102,8 +105,13 @@ def describe_machine() -> dict:
                 os_name = line.split("=", 1)[1].strip('"')
     import torch  # only for its version and thread defaults
 
+    from services.core.torch_runtime import cpu_flags
+
+    # The flags that decide which kernels run: the same model is a different speed with them.
+    flags = [flag for flag in NOTABLE_CPU_FLAGS if flag in cpu_flags()]
     return {
         "cpu": cpu,
+        "cpu_flags": " ".join(flags) or "none of " + " ".join(NOTABLE_CPU_FLAGS),
         "cpus": len(os.sched_getaffinity(0)),
         "memory": memory,
         "os": os_name,

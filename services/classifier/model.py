@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 import torchvision
 from PIL import Image
@@ -15,7 +16,7 @@ from torchvision.models import get_model, get_model_weights
 
 from services.classifier.official import official_checksums
 from services.classifier.settings import ClassifierSettings
-from services.core.declaration import VisionModel
+from services.core.declaration import TensorSpec, VisionModel
 from services.core.state_dict import load_state_dict_file
 from services.core.torch_runtime import (
     memory_format,
@@ -100,6 +101,15 @@ class Classifier(VisionModel[None]):
 
     def postprocess(self, output: torch.Tensor, meta: None, params: Mapping[str, float]) -> dict:
         return {"predictions": top_k_predictions(output, self.categories, int(params["top_k"]))}
+
+    def v2_outputs(self) -> list[TensorSpec]:
+        return [TensorSpec("PROBABILITIES", "FP32", (-1, len(self.categories)), classifiable=True)]
+
+    def v2_tensors(self, outputs: list[torch.Tensor], results: list[dict]) -> dict:
+        return {"PROBABILITIES": torch.stack(outputs).numpy().astype(np.float32)}
+
+    def v2_labels(self) -> list[str]:
+        return self.categories
 
     def describe(self) -> dict:
         crop = self.transform.crop_size[0]

@@ -31,6 +31,17 @@ UNTRAINED_WARNING = (
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """One output of the Open Inference Protocol (v2) route: ``-1`` marks a variable size.
+    ``classifiable``: the classification extension may turn it into top-k label strings."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    classifiable: bool = False
+
+
+@dataclass(frozen=True)
 class Rendered:
     """A picture answer: the drawn image and the model's own response headers."""
 
@@ -81,6 +92,19 @@ class VisionModel(ABC, Generic[MetaT]):
     @abstractmethod
     def describe(self) -> dict:
         """The ``/v1/models`` entry: architecture, input size, classes, device."""
+
+    def v2_outputs(self) -> list[TensorSpec]:
+        """The outputs of ``POST /v2/models/<service>/infer`` (services.core.v2)."""
+        return []
+
+    def v2_tensors(self, outputs: list[torch.Tensor], results: list[dict]) -> dict:
+        """Each output of ``v2_outputs`` as a numpy array over the batch, from the model's
+        output rows and their ``postprocess`` results (with ``image``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no v2 outputs")
+
+    def v2_labels(self) -> list[str]:
+        """Class names, for the classification extension of a ``classifiable`` output."""
+        return []
 
     def warm_up(self) -> None:
         """One inference on a blank image, so the first request pays no lazy-init cost."""

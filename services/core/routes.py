@@ -17,6 +17,7 @@ from PIL import Image
 
 from services.core.declaration import UNTRAINED_WARNING, VisionModel
 from services.core.pipeline import InferencePipeline, PipelineResult
+from services.core.v2 import register_v2_routes
 from services.kit.errors import ApiError
 from services.kit.flask_app import create_service_app
 from services.kit.imaging import PICTURE_TYPES
@@ -126,6 +127,7 @@ def create_model_app(
         return response
 
     app.add_url_rule(model.route, endpoint="predict", view_func=predict, methods=["POST"])
+    register_v2_routes(app, service, model, pipeline, settings)
     return app
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 
-from services.core.declaration import Rendered, VisionModel
+from services.core.declaration import Rendered, TensorSpec, VisionModel
 from services.core.state_dict import load_state_dict_file
 from services.core.torch_runtime import (
     memory_format,
@@ -130,6 +131,42 @@ class Detector(VisionModel[DetectorInput]):
         banner = None if self.weights.trained else UNTRAINED_BANNER
         picture = render_detections(meta.image, result["detections"], banner)
         return Rendered(picture, {"X-Detections": str(len(result["detections"]))})
+
+    def v2_outputs(self) -> list[TensorSpec]:
+        # K: the most detections of any image in the batch; shorter rows are padded (score
+        # 0, class -1, label ""), COUNTS says how many of each row are real.
+        return [
+            TensorSpec("BOXES", "FP32", (-1, -1, 4)),  # x1, y1, x2, y2 in the photo's pixels
+            TensorSpec("SCORES", "FP32", (-1, -1)),
+            TensorSpec("CLASS_IDS", "INT32", (-1, -1)),
+            TensorSpec("LABELS", "BYTES", (-1, -1)),
+            TensorSpec("COUNTS", "INT32", (-1,)),
+            TensorSpec("IMAGE_SIZE", "INT32", (-1, 2)),  # width, height
+        ]
+
+    def v2_tensors(self, outputs: list[torch.Tensor], results: list[dict]) -> dict:
+        count, most = len(results), max((len(r["detections"]) for r in results), default=0)
+        boxes = np.zeros((count, most, 4), np.float32)
+        scores = np.zeros((count, most), np.float32)
+        class_ids = np.full((count, most), -1, np.int32)
+        labels = np.full((count, most), b"", dtype=np.object_)
+        for n, result in enumerate(results):
+            for k, found in enumerate(result["detections"]):
+                box = found["box"]
+                boxes[n, k] = (box["x1"], box["y1"], box["x2"], box["y2"])
+                scores[n, k] = found["confidence"]
+                class_ids[n, k] = found["class_id"]
+                labels[n, k] = found["label"].encode()
+        return {
+            "BOXES": boxes,
+            "SCORES": scores,
+            "CLASS_IDS": class_ids,
+            "LABELS": labels,
+            "COUNTS": np.array([len(r["detections"]) for r in results], np.int32),
+            "IMAGE_SIZE": np.array(
+                [(r["image"]["width"], r["image"]["height"]) for r in results], np.int32
+            ).reshape(count, 2),
+        }
 
     def describe(self) -> dict:
         return {

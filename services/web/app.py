@@ -23,6 +23,7 @@ from services.web.photos import read_conf_threshold, read_photo
 from services.web.settings import WebSettings
 from services.web.upstream import UPSTREAM_CALL_HEADER, ModelServices
 
+STACK_VERSION = "0.1.0"  # pyproject.toml's version
 SERVICE = "web"
 _ONE_YEAR_S = 365 * 24 * 3600
 # Everything the page needs is same-origin; photos are shown as data: or blob: URLs.
@@ -106,9 +107,42 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         # Nothing to load: the page works (and shows per-part errors) with models down.
         return jsonify(status="ready", service=SERVICE)
 
+    # The Open Inference Protocol (v2), server level; the models' own v2 routes are theirs
+    # (services/core/v2.py), reached through nginx at /v2/models/<service>/...
+    @app.get("/v2")
+    def v2_server_metadata():
+        return jsonify(
+            name="vision-stack",
+            version=STACK_VERSION,
+            extensions=["classification", "binary_tensor_data"],
+        )
+
+    @app.get("/v2/health/live")
+    def v2_live():
+        return jsonify(live=True)
+
+    @app.get("/v2/health/ready")
+    def v2_ready():
+        ready = model_services().all_ready(g.request_id, credential_headers(request.headers))
+        response = jsonify(ready=ready)
+        response.status_code = 200 if ready else 503
+        return response
+
+    @app.route("/v2/models/<path:rest>", methods=["GET", "POST"])
+    def v2_unknown_model(rest: str):
+        # nginx sends /v2/models/detector/... and /classifier/... to the models; any other
+        # name lands here, answered in the protocol's error shape.
+        name = rest.split("/", 1)[0]
+        response = jsonify(error=f"Unknown model {name!r}: the models are detector, classifier.")
+        response.status_code = 404
+        return response
+
     @app.get("/")
     def index():
         return render_page("index.html")
+
+    # The same page at the address the original write-up tells its readers to open.
+    app.add_url_rule("/upload", "upload_page", index, methods=["GET"])
 
     @app.post("/upload")
     def upload():

@@ -464,6 +464,12 @@ PATHS: dict[str, dict] = {
         }
     },
     "/upload": {
+        "get": {
+            "tags": ["demo"],
+            "summary": "The demo page, as at /: the address the original write-up gives.",
+            "responses": {"200": {"description": "HTML page.", "content": _HTML}},
+            "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}/upload"),
+        },
         "post": {
             "tags": ["demo"],
             "summary": "The demo's form post: detect and classify on the server, answer a "
@@ -510,7 +516,7 @@ PATHS: dict[str, dict] = {
                 f"curl -F image=@dog.jpg {EXAMPLE_BASE_URL}/upload -o result.html",
                 f"curl -H 'Accept: application/json' -F image=@dog.jpg {EXAMPLE_BASE_URL}/upload",
             ),
-        }
+        },
     },
     "/docs": {
         "get": {

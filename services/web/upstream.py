@@ -102,6 +102,15 @@ class ModelServices:
                     entries.append({"service": service, **error_body("bad_gateway", message)})
             return entries
 
+    def all_ready(self, request_id: str, credentials: Mapping[str, str] | None = None) -> bool:
+        """Whether every model service has a ready replica (their /readyz, through nginx)."""
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="upstream") as pool:
+            answers = [
+                pool.submit(self._call, service, "GET", "/readyz", request_id, credentials)
+                for service in self.urls
+            ]
+            return not any(is_error(answer.result()) for answer in answers)
+
     def _post_photo(
         self,
         service: str,

@@ -71,7 +71,8 @@ def test_a_right_key_opens_the_api(stack, images_dir, headers):
 
 
 def test_probes_the_page_and_its_assets_stay_open(stack):
-    for path in ("/healthz", "/detector/healthz", "/classifier/readyz", "/web/readyz", "/"):
+    paths = ("/healthz", "/detector/healthz", "/classifier/readyz", "/web/readyz", "/", "/upload")
+    for path in (*paths, "/v2/health/live", "/v2/health/ready"):
         assert requests.get(stack.url + path, timeout=10).status_code == 200, path
 
 

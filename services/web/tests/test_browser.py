@@ -108,6 +108,19 @@ def test_upload_shows_the_annotated_photo_and_both_result_tables(page: Page, dem
     page.screenshot(path=str(ARTIFACTS / "web-demo.png"), full_page=True)
 
 
+def test_the_original_upload_address_shows_the_page_and_it_works(page: Page, demo_url: str):
+    """The original write-up says: open /upload in a browser."""
+    response = page.goto(demo_url + "/upload")
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"].startswith("text/html")
+    expect(page.locator("h1")).to_have_text("Vision demo")
+    page.set_input_files("#photo-input", DOG)
+    page.click("#submit-button")
+    predictions = page.locator("#classification-part table.predictions tbody tr")
+    expect(predictions).to_have_count(5, timeout=MODEL_CALL_TIMEOUT_MS)
+    expect(page.locator("#results .message-error")).to_have_count(0)
+
+
 def test_a_text_file_gets_a_friendly_message_and_is_not_sent(page: Page, demo_url: str):
     calls = api_calls(page)
     page.goto(demo_url + "/")

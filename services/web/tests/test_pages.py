@@ -135,6 +135,13 @@ def test_unknown_paths_and_methods_get_json_errors(client):
     assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
     wrong = client.delete("/upload")
     assert wrong.status_code == 405 and wrong.json["error"]["code"] == "method_not_allowed"
+    assert set(wrong.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_the_original_upload_address_shows_the_page(client):
+    page = client.get("/upload")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert 'id="photo-input"' in page.get_data(as_text=True)
 
 
 def test_model_list_aggregates_both_services(client):
@@ -182,3 +189,13 @@ def test_a_bad_served_by_names_the_variable():
 
     with pytest.raises(SettingsError, match="SERVED_BY"):
         create_app({"SERVED_BY": "everything"})
+
+
+def test_the_v2_server_version_is_the_projects():
+    import tomllib
+
+    from scripts.launch import REPO_ROOT
+    from services.web.app import STACK_VERSION
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == STACK_VERSION
