@@ -43,8 +43,8 @@ DOC = REPO_ROOT / "docs" / "overload.md"
 LEVELS = (1, 2, 4, 8, 16)
 OVERLOAD_FACTOR = 4
 IDLE_SLACK = 1.5  # recovered: latency within this factor of the idle p50
-RETRY_AFTER_S = 1.0
-RECOVERY_RUN = 5  # answers whose median must be normal for latency to count as recovered  # what the refusals' Retry-After says
+RETRY_AFTER_S = 1.0  # what the refusals' Retry-After says
+RECOVERY_RUN = 5  # answers whose median must be normal for latency to count as recovered
 
 
 @dataclass(frozen=True)
