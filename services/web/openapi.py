@@ -541,6 +541,127 @@ PATHS: dict[str, dict] = {
     },
 }
 
+# ---- the Open Inference Protocol (v2): services/core/v2.py and the web service's /v2 -------
+
+_V2_ERROR = {
+    "description": 'The protocol\'s error shape, `{"error": "<message>"}`.',
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string"}},
+            }
+        }
+    },
+}
+_V2_MODEL = {
+    "name": "model",
+    "in": "path",
+    "required": True,
+    "description": "The service: `detector` or `classifier` (whatever architecture runs).",
+    "schema": {"type": "string", "enum": ["detector", "classifier"]},
+}
+_V2_TENSOR = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "parameters": {"type": "object"},
+        "data": {"type": "array"},
+    },
+}
+_V2_JSON = {"application/json": {"schema": {"type": "object"}}}
+
+
+def _v2_get(summary: str, example: str, model: bool = False) -> dict:
+    operation = {
+        "tags": ["open inference protocol"],
+        "summary": summary,
+        "responses": {
+            "200": {"description": "As the protocol describes.", "content": _V2_JSON},
+            "404": _V2_ERROR,
+            "503": {"description": "Not ready (another replica is asked first)."},
+        },
+        "x-codeSamples": _curl(f"curl {EXAMPLE_BASE_URL}{example}"),
+    }
+    if model:
+        operation["parameters"] = [_V2_MODEL]
+    return {"get": operation}
+
+
+V2_PATHS: dict[str, dict] = {
+    "/v2": _v2_get("Server metadata: name, version, extensions.", "/v2"),
+    "/v2/health/live": _v2_get("The server is live.", "/v2/health/live"),
+    "/v2/health/ready": _v2_get("Both models have a ready replica.", "/v2/health/ready"),
+    "/v2/models/{model}": _v2_get(
+        "Model metadata: inputs and outputs with datatypes and shapes (-1: variable).",
+        "/v2/models/classifier",
+        model=True,
+    ),
+    "/v2/models/{model}/ready": _v2_get(
+        "The model has a ready replica.", "/v2/models/detector/ready", model=True
+    ),
+    "/v2/models/{model}/infer": {
+        "post": {
+            "tags": ["open inference protocol"],
+            "summary": "Inference, KServe v2 / Triton HTTP: JSON or binary tensors.",
+            "description": "Input `IMAGE` (BYTES [N]: base64 strings in JSON, raw bytes as "
+            "binary data) or `IMAGE_RAW` (UINT8 0-255 or FP32 0-1, [H, W, 3] or [N, H, W, 3]). "
+            "Request parameters: the /v1 query parameters. Outputs: classifier `PROBABILITIES` "
+            "(with `classification: k` the extension's `value:index:label` strings); detector "
+            "`BOXES`, `SCORES`, `CLASS_IDS`, `LABELS`, `COUNTS`, `IMAGE_SIZE`. Binary tensor "
+            "extension: `Inference-Header-Content-Length`, `binary_data_size`, "
+            "`binary_data_output`. `/v2/models/{model}/versions/1/...` works the same. Example "
+            'request.json: `{"inputs": [{"name": "IMAGE", "datatype": "BYTES", '
+            '"shape": [1], "data": ["<base64 photo>"]}], "outputs": [{"name": '
+            '"PROBABILITIES", "parameters": {"classification": 5}}]}`.',
+            "parameters": [_V2_MODEL],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["inputs"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "parameters": {"type": "object"},
+                                "inputs": {"type": "array", "items": _V2_TENSOR},
+                                "outputs": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    },
+                    "application/octet-stream": {"schema": _BINARY},
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Outputs; binary ones follow the JSON part.",
+                    "content": {**_V2_JSON, "application/octet-stream": {"schema": _BINARY}},
+                },
+                "400": _V2_ERROR,
+                "404": _V2_ERROR,
+                "413": _V2_ERROR,
+                "503": {"description": "Every replica is full or not ready (`Retry-After`)."},
+            },
+            # request.json: {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1],
+            # "data": ["<base64 of the photo>"]}], "outputs": [{"name": "PROBABILITIES",
+            # "parameters": {"classification": 5}}]}; or use tritonclient (README).
+            "x-codeSamples": _curl(
+                f"curl {EXAMPLE_BASE_URL}/v2/models/classifier/infer "
+                "-H 'Content-Type: application/json' -d @request.json"
+            ),
+        }
+    },
+}
+PATHS.update(V2_PATHS)
+
+# The web route that answers v2 requests for unknown model names: not an API of its own.
+UNDOCUMENTED_WEB_ROUTES = {"/v2/models/<path:rest>"}
+
 # Web service routes that nginx publishes under another path (prefix /web/).
 PUBLIC_PATHS_OF_WEB_ROUTES = {
     "/healthz": "/web/healthz",
@@ -564,6 +685,10 @@ OPENAPI_DOCUMENT: dict = {
         {"name": "models", "description": "Inference."},
         {"name": "health", "description": "Liveness, readiness and metrics."},
         {"name": "demo", "description": "The web demo and these docs."},
+        {
+            "name": "open inference protocol",
+            "description": "KServe v2 / Triton HTTP, for tritonclient and KServe's clients.",
+        },
     ],
     "paths": PATHS,
     "components": {

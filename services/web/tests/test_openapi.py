@@ -37,7 +37,7 @@ def test_every_web_route_is_documented_at_its_public_path():
     document = openapi.OPENAPI_DOCUMENT
     app = create_app({})
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.rule in openapi.UNDOCUMENTED_WEB_ROUTES:
             continue
         public = openapi.PUBLIC_PATHS_OF_WEB_ROUTES.get(rule.rule, rule.rule)
         assert public in document["paths"], f"{rule.rule} ({public}) is not in the document"
