@@ -8,17 +8,12 @@ import torch
 from PIL import Image
 from torchvision.models import ResNet18_Weights, resnet18
 
-from services.classifier.app import create_app
+from services.classifier.tests.conftest import loaded_app
 
 
 @pytest.fixture(scope="module")
 def full_decode_client(classifier_weights):
-    environ = {
-        "CLASSIFIER_WEIGHTS": str(classifier_weights),
-        "CLASSIFIER_TORCH_THREADS": "1",
-        "CLASSIFIER_DRAFT_DECODE": "0",
-    }
-    return create_app(environ, load_in_background=False).test_client()
+    return loaded_app(classifier_weights, CLASSIFIER_DRAFT_DECODE="0").test_client()
 
 
 def reference_probabilities(classifier_weights, path) -> torch.Tensor:
