@@ -25,13 +25,16 @@ from services.kit.errors import ApiError
 REFUSAL_THREADS = 2  # request threads kept free to refuse quickly
 
 
+MIN_ADMITTED = 2  # one request in the model while the next one decodes
+
+
 def auto_queue_limit(budget_ms: float, image_ms: float, threads: int) -> int:
     """Requests one worker admits: the images the model runs within ``budget_ms`` at
-    ``image_ms`` each, at least one, at most ``threads - REFUSAL_THREADS``. (Not raised to
-    a full batch: on a CPU a full batch can take longer than the budget, and batching
-    gains little there; on a GPU the budget holds many batches anyway.)"""
+    ``image_ms`` each, at least MIN_ADMITTED, at most ``threads - REFUSAL_THREADS``. (Not
+    raised to a full batch: on a CPU a full batch can take longer than the budget, and
+    batching gains little there; on a GPU the budget holds many batches anyway.)"""
     fits = int(budget_ms // max(image_ms, 1e-3))
-    return max(1, min(fits, threads - REFUSAL_THREADS))
+    return max(1, min(max(MIN_ADMITTED, fits), threads - REFUSAL_THREADS))
 
 
 def effective_queue_limit(configured: int, threads: int) -> int:

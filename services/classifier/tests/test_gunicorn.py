@@ -35,6 +35,8 @@ def server(classifier_weights, tmp_path_factory):
         "CLASSIFIER_WORKERS": "2",
         "CLASSIFIER_TORCH_THREADS": "1",
         "CLASSIFIER_MAX_BATCH": "1",
+        # Room for all 8 clients in either worker: this is about workers, not admission.
+        "CLASSIFIER_QUEUE_LIMIT": "14",
     }
     with run_service("classifier", env, tmp_path_factory.mktemp("logs")) as running:
         yield running
@@ -89,6 +91,8 @@ def test_sigterm_lets_the_request_in_flight_finish(classifier_weights, tmp_path,
         "CLASSIFIER_WORKERS": "1",
         "CLASSIFIER_TORCH_THREADS": "1",
         "CLASSIFIER_MAX_BATCH": "1",
+        # Room for all 8 clients in either worker: this is about workers, not admission.
+        "CLASSIFIER_QUEUE_LIMIT": "14",
     }
     photo = (images_dir / "horses.jpg").read_bytes()
     with run_service("classifier", env, tmp_path) as server:

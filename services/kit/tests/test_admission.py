@@ -12,9 +12,10 @@ from services.kit.errors import ApiError
     ("budget_ms", "image_ms", "threads", "limit"),
     [
         (500, 80, 16, 6),  # ResNet18 on one CPU thread: six images fit the budget
-        (500, 2000, 16, 1),  # a model slower than the budget still admits one request
+        (500, 2000, 16, 2),  # slower than the budget: one in the model, one decoding
         (500, 1, 16, 14),  # a GPU: capped by the threads, two kept to refuse
         (500, 0, 4, 2),
+        (500, 2000, 3, 1),  # three threads: one admitted, two to refuse
     ],
 )
 def test_the_limit_is_the_images_that_fit_the_budget(budget_ms, image_ms, threads, limit):
