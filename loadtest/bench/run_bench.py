@@ -33,6 +33,7 @@ from loadtest.bench import contenders
 from loadtest.bench.client import run_level
 from loadtest.bench.peer_venv import DEFAULT_VENV, PeerUnavailable, ensure_peer_venv
 from loadtest.bench.publish import write_outputs
+from loadtest.phone_photos import make_phone_photos
 from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
 from services.kit.weights import inspect_weights
 
@@ -48,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--weights-dir", type=Path, default=REPO_ROOT / "weights")
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS_DIR)
+    parser.add_argument(
+        "--photo-set",
+        choices=("sample", "phone"),
+        default="sample",
+        help="phone: 12 MP phone-style JPEGs generated from --photos (loadtest/phone_photos.py)",
+    )
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--duration", type=float, default=20.0, help="measured s per level")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured s per level")
@@ -156,6 +163,7 @@ class Bench:
                 "warmup_s": args.warmup,
                 "duration_s": args.duration,
                 "photos": [p.name for p in self.photos],
+                "photo_set": args.photo_set,
                 "seed": args.seed,
                 "detector_model": args.detector_model,
                 "weights": weights_summary(args.weights_dir, args.detector_model, args.tasks),
@@ -298,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.results or REPO_ROOT / "results" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    if args.photo_set == "phone":
+        # Generated for this run from the sample photos, deterministic, kept with the results.
+        args.photos = make_phone_photos(out / "phone-photos", args.photos)[0].parent
+        # docs/benchmarks.md holds the sample-photo run; a phone run stays in results/.
+        args.no_publish = True
     started = time.monotonic()
     busy = cpu_busy_fraction(3.0)
     bench = Bench(args, out)
