@@ -103,7 +103,7 @@ class Classifier(VisionModel[None]):
         return {"predictions": top_k_predictions(output, self.categories, int(params["top_k"]))}
 
     def v2_outputs(self) -> list[TensorSpec]:
-        return [TensorSpec("PROBABILITIES", "FP32", (-1, len(self.categories)), classifiable=True)]
+        return [TensorSpec("PROBABILITIES", "FP32", (-1, len(self.categories)), labelled=True)]
 
     def v2_tensors(self, outputs: list[torch.Tensor], results: list[dict]) -> dict:
         return {"PROBABILITIES": torch.stack(outputs).numpy().astype(np.float32)}

@@ -33,12 +33,13 @@ UNTRAINED_WARNING = (
 @dataclass(frozen=True)
 class TensorSpec:
     """One output of the Open Inference Protocol (v2) route: ``-1`` marks a variable size.
-    ``classifiable``: the classification extension may turn it into top-k label strings."""
+    ``labelled``: one value per class, which the protocol's top-k extension may turn into
+    ``value:index:label`` strings (``v2_labels``)."""
 
     name: str
     datatype: str
     shape: tuple[int, ...]
-    classifiable: bool = False
+    labelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class VisionModel(ABC, Generic[MetaT]):
         raise NotImplementedError(f"{type(self).__name__} has no v2 outputs")
 
     def v2_labels(self) -> list[str]:
-        """Class names, for the classification extension of a ``classifiable`` output."""
+        """Class names, for the top-k extension of a ``labelled`` output."""
         return []
 
     def warm_up(self) -> None:

@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe v2 / Triton HTTP) routes of a model service.
 
-The model's v2 name is its service's name (``detector``, ``classifier``), version ``1``, so
-nginx can route ``/v2/models/<service>/...`` without knowing the architecture:
+The model's v2 name is its service's name, version ``1``, so nginx can route
+``/v2/models/<service>/...`` without knowing the architecture:
 
 - ``GET /v2/models/<service>[/versions/1]``: metadata (inputs, outputs, shapes; -1 variable);
 - ``GET /v2/models/<service>[/versions/1]/ready``: 200 when ready, else 503 (like /readyz,
@@ -31,8 +31,9 @@ from services.kit.inference_protocol import (
     Tensor,
     bad_request,
     build_infer_response,
-    classification_strings,
     parse_infer_request,
+    ranked_label_strings,
+    requested_top_k,
 )
 from services.kit.settings import ServingSettings
 
@@ -174,8 +175,8 @@ def raw_pictures(tensor: Tensor, max_pixels: int) -> list[Image.Image]:
 
 
 def select_outputs(model: VisionModel, inference: InferRequest, arrays: dict) -> list[Tensor]:
-    """The outputs asked for (all when none are named), the classification extension
-    applied where asked."""
+    """The outputs asked for (all when none are named), the top-k extension applied where
+    asked."""
     specs = {spec.name: spec for spec in model.v2_outputs()}
     wanted = inference.outputs or [{"name": name} for name in specs]
     outputs = []
@@ -185,15 +186,12 @@ def select_outputs(model: VisionModel, inference: InferRequest, arrays: dict) ->
             raise bad_request(
                 f"Unknown output {entry.get('name')!r}: the outputs are {', '.join(specs)}."
             )
-        k = (entry.get("parameters") or {}).get("classification")
+        k = requested_top_k(entry)
         if k is None:
             outputs.append(Tensor(spec.name, spec.datatype, arrays[spec.name]))
             continue
-        if not spec.classifiable or not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise bad_request(
-                f"Output {spec.name}: 'classification' needs a positive integer and a "
-                "classifiable output."
-            )
-        strings = classification_strings(arrays[spec.name], model.v2_labels(), k)
+        if not spec.labelled:
+            raise bad_request(f"Output {spec.name} has no per-label values to rank.")
+        strings = ranked_label_strings(arrays[spec.name], model.v2_labels(), k)
         outputs.append(Tensor(spec.name, "BYTES", strings))
     return outputs

@@ -192,7 +192,21 @@ def _from_json(name: str, datatype: str, data, count: int) -> np.ndarray:
 # ---- the response ------------------------------------------------------------------------
 
 
-def classification_strings(probabilities: np.ndarray, labels: list[str], k: int) -> np.ndarray:
+TOP_K_PARAMETER = "classification"  # the extension's name for it, on a requested output
+
+
+def requested_top_k(output: dict) -> int | None:
+    """The ``classification: k`` parameter of a requested output (None: not asked)."""
+    k = (output.get("parameters") or {}).get(TOP_K_PARAMETER)
+    if k is None:
+        return None
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        name = output.get("name")
+        raise bad_request(f"Output {name}: 'classification' must be a positive integer.")
+    return k
+
+
+def ranked_label_strings(probabilities: np.ndarray, labels: list[str], k: int) -> np.ndarray:
     """The classification extension: Tensor[N, C] -> BYTES [N, k] of ``value:index:label``,
     most likely first, as Triton writes them."""
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
