@@ -151,11 +151,20 @@ def remove_stale_balancer_socket(runtime_dir: str) -> bool:
     return True
 
 
-def write_config(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write nginx.conf readable by its owner only: it may hold the API keys."""
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_text(text)
+
+
+def write_runtime_config(config: NginxConfig) -> Path:
+    """Render ``config`` into ``<runtime_dir>/nginx.conf`` (made if missing); its path."""
+    runtime = Path(config.runtime_dir)
+    runtime.mkdir(parents=True, exist_ok=True)
+    path = runtime / "nginx.conf"
+    write_private(path, render(config))
+    return path
 
 
 def tuning_from_env(environ: Mapping[str, str] | None = None) -> dict:
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if args.output:
-        write_config(args.output, text)
+        write_private(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -29,10 +29,9 @@ from nginx.render import (
     NginxConfig,
     parse_upstreams,
     remove_stale_balancer_socket,
-    render,
     tuning_from_env,
+    write_runtime_config,
 )
-from nginx.render import write_config as write_nginx_config
 
 # An upstream needs at least one server; while a service has no replica, requests get
 # nginx's JSON 502 instead of nginx refusing to start.
@@ -62,21 +61,14 @@ def resolve_all(services: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def write_config(args, upstreams: dict[str, list[str]]) -> Path:
-    runtime = Path(args.runtime_dir)
-    runtime.mkdir(parents=True, exist_ok=True)
-    config = runtime / "nginx.conf"
-    write_nginx_config(
-        config,
-        render(
-            NginxConfig(
-                listen=args.listen,
-                upstreams=upstreams,
-                runtime_dir=str(runtime),
-                **tuning_from_env(),
-            )
-        ),
+    return write_runtime_config(
+        NginxConfig(
+            listen=args.listen,
+            upstreams=upstreams,
+            runtime_dir=args.runtime_dir,
+            **tuning_from_env(),
+        )
     )
-    return config
 
 
 def main(argv: list[str] | None = None) -> int:

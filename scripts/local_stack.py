@@ -17,10 +17,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nginx.render import NginxConfig, remove_stale_balancer_socket, render, write_config
+from nginx.render import NginxConfig, remove_stale_balancer_socket, write_runtime_config
 from scripts.launch import Server, free_port, start_server, start_service
+from services.kit.admission import REFUSAL_THREADS
+from services.kit.settings import MODEL_HTTP_THREADS
 
 NGINX = "/usr/sbin/nginx"
+
+# For tests of failover and benchmarks of speed, not of admission control: room for every
+# client on one replica (every request thread but the ones kept to refuse), so a dead
+# replica's clients are absorbed instead of answered 503 overloaded.
+ROOM_FOR_EVERY_CLIENT = {
+    f"{service}_QUEUE_LIMIT": str(MODEL_HTTP_THREADS - REFUSAL_THREADS)
+    for service in ("DETECTOR", "CLASSIFIER")
+}
 
 
 @dataclass
@@ -66,23 +76,17 @@ def body_temp_dir(port: int) -> Path:
 
 def render_nginx(stack_dir: Path, port: int, upstreams: dict[str, list[str]], **tuning) -> Path:
     runtime = stack_dir / "nginx"
-    runtime.mkdir(parents=True, exist_ok=True)
-    config = runtime / "nginx.conf"
-    write_config(
-        config,
-        render(
-            NginxConfig(
-                listen=f"127.0.0.1:{port}",
-                upstreams=upstreams,
-                runtime_dir=str(runtime),
-                access_log=str(runtime / "access.log"),
-                error_log=str(runtime / "error.log"),
-                body_temp_dir=str(body_temp_dir(port)),
-                **tuning,
-            )
-        ),
+    return write_runtime_config(
+        NginxConfig(
+            listen=f"127.0.0.1:{port}",
+            upstreams=upstreams,
+            runtime_dir=str(runtime),
+            access_log=str(runtime / "access.log"),
+            error_log=str(runtime / "error.log"),
+            body_temp_dir=str(body_temp_dir(port)),
+            **tuning,
+        )
     )
-    return config
 
 
 @contextlib.contextmanager

@@ -139,22 +139,19 @@ def stack(
     weights_dir: Path, detector_model: str, work_dir: Path, replicas: int = 2
 ) -> Iterator[dict[str, Endpoint]]:
     """The stack as ``make run`` starts it (nginx, N replicas per model, web), on free ports."""
-    from scripts.local_stack import run_stack
+    from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, run_stack
 
     # The peers queue every request they accept; the stack admits all the bench's clients
-    # too (14 = 16 request threads - 2), so the comparison is of speed, not of admission
-    # control, which `make bench-overload` measures on its own.
-    env = {
-        "DETECTOR_MODEL": detector_model,
-        "DETECTOR_QUEUE_LIMIT": "14",
-        "CLASSIFIER_QUEUE_LIMIT": "14",
-    }
+    # too, so the comparison is of speed, not of admission control, which `make
+    # bench-overload` measures on its own.
+    env = {"DETECTOR_MODEL": detector_model, **ROOM_FOR_EVERY_CLIENT}
     with run_stack(work_dir, weights_dir.resolve(), replicas=replicas, env=env) as running:
         settings = {
             "processes": f"nginx (1 worker) -> {replicas} classifier + {replicas} detector "
             "replicas, gunicorn (1 gthread worker, 16 HTTP threads each), web idle",
             "torch threads": "1 per replica (CLASSIFIER_/DETECTOR_TORCH_THREADS=1)",
-            "admission": "14 requests per replica (*_QUEUE_LIMIT=14): every client admitted",
+            "admission": f"{ROOM_FOR_EVERY_CLIENT['CLASSIFIER_QUEUE_LIMIT']} requests per "
+            "replica (*_QUEUE_LIMIT): every client admitted",
             "batching": f"dynamic, up to {MAX_BATCH} images, {BATCH_WAIT_MS} ms wait "
             "(CLASSIFIER_MAX_BATCH, CLASSIFIER_BATCH_WAIT_MS defaults)",
             "request": "POST /v1/classify?top_k=5, POST /v1/detect, multipart field image",

@@ -18,8 +18,7 @@ import pytest
 from flask import Flask, jsonify
 from werkzeug.serving import make_server
 
-from scripts.local_stack import run_stack
-from tests.support.load import ROOM_FOR_EVERY_CLIENT
+from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, run_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

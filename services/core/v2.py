@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from services.core.declaration import UNTRAINED_WARNING, VisionModel
 from services.core.pipeline import InferencePipeline
-from services.kit.errors import ApiError, discard_unread_body
+from services.kit.errors import ApiError, error_response
 from services.kit.inference_protocol import (
     HEADER_LENGTH,
     InferRequest,
@@ -56,11 +56,7 @@ def register_v2_routes(
 
     @v2.errorhandler(ApiError)
     def _api_error(error: ApiError):
-        discard_unread_body()
-        response = jsonify(error=error.message)
-        response.status_code = error.status
-        response.headers.update(error.headers)
-        return response
+        return error_response(error, {"error": error.message})  # the protocol's shape
 
     @v2.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -34,7 +34,7 @@ def auto_queue_limit(budget_ms: float, image_ms: float, threads: int) -> int:
     raised to a full batch: on a CPU a full batch can take longer than the budget, and
     batching gains little there; on a GPU the budget holds many batches anyway.)"""
     fits = int(budget_ms // max(image_ms, 1e-3))
-    return max(1, min(max(MIN_ADMITTED, fits), threads - REFUSAL_THREADS))
+    return effective_queue_limit(max(MIN_ADMITTED, fits), threads)
 
 
 def effective_queue_limit(configured: int, threads: int) -> int:

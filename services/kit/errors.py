@@ -44,9 +44,10 @@ def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(error: ApiError):
+def error_response(error: ApiError, body: dict | None = None):
+    """The JSON answer to ``error``: our shape unless ``body`` (a protocol's own) is given."""
     discard_unread_body()
-    response = jsonify(error_body(error.code, error.message))
+    response = jsonify(error_body(error.code, error.message) if body is None else body)
     response.status_code = error.status
     response.headers.update(error.headers)
     return response

@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from scripts.launch import free_port, start_server, wait_for_http
-from scripts.local_stack import model_env
-from tests.support.load import ROOM_FOR_EVERY_CLIENT, ClosedLoopLoad
+from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, model_env
+from tests.support.load import ClosedLoopLoad
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from scripts.local_stack import run_stack
-from tests.support.load import ROOM_FOR_EVERY_CLIENT
+from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, run_stack
 
 pytestmark = pytest.mark.slow
 

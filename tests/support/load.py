@@ -26,12 +26,6 @@ def closed_without_answer(error: requests.ConnectionError) -> bool:
     )
 
 
-# For tests of failover, not of admission control: room for every test client on the one
-# replica that is left (14 = the default 16 request threads minus the 2 kept to refuse), so a
-# dead replica's clients are absorbed instead of answered 503 overloaded.
-ROOM_FOR_EVERY_CLIENT = {"DETECTOR_QUEUE_LIMIT": "14", "CLASSIFIER_QUEUE_LIMIT": "14"}
-
-
 @dataclass
 class Outcome:
     started: float  # time.monotonic()

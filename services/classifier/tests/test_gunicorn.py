@@ -16,6 +16,7 @@ import requests
 from PIL import Image
 
 from scripts.launch import free_port, gunicorn_command, run_service
+from scripts.local_stack import ROOM_FOR_EVERY_CLIENT
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def server(classifier_weights, tmp_path_factory):
         "CLASSIFIER_TORCH_THREADS": "1",
         "CLASSIFIER_MAX_BATCH": "1",
         # Room for all 8 clients in either worker: this is about workers, not admission.
-        "CLASSIFIER_QUEUE_LIMIT": "14",
+        "CLASSIFIER_QUEUE_LIMIT": ROOM_FOR_EVERY_CLIENT["CLASSIFIER_QUEUE_LIMIT"],
     }
     with run_service("classifier", env, tmp_path_factory.mktemp("logs")) as running:
         yield running
@@ -92,7 +93,7 @@ def test_sigterm_lets_the_request_in_flight_finish(classifier_weights, tmp_path,
         "CLASSIFIER_TORCH_THREADS": "1",
         "CLASSIFIER_MAX_BATCH": "1",
         # Room for all 8 clients in either worker: this is about workers, not admission.
-        "CLASSIFIER_QUEUE_LIMIT": "14",
+        "CLASSIFIER_QUEUE_LIMIT": ROOM_FOR_EVERY_CLIENT["CLASSIFIER_QUEUE_LIMIT"],
     }
     photo = (images_dir / "horses.jpg").read_bytes()
     with run_service("classifier", env, tmp_path) as server:
