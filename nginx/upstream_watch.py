@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from nginx.render import (
@@ -36,26 +37,39 @@ from nginx.render import (
 # An upstream needs at least one server; while a service has no replica, requests get
 # nginx's JSON 502 instead of nginx refusing to start.
 NO_REPLICA = "127.0.0.1:1 down"
+# getaddrinfo errors that say "no answer now", not "no such name".
+TEMPORARY_LOOKUP_ERRORS = {socket.EAI_AGAIN, socket.EAI_FAIL}
 
 
 def log(message: str, **fields) -> None:
     print(json.dumps({"logger": "nginx.upstream_watch", "message": message, **fields}), flush=True)
 
 
-def resolve(address: str) -> list[str]:
-    """``host:port`` -> sorted ``ip:port`` of every address the name has (IPv4)."""
+def resolve(address: str) -> list[str] | None:
+    """``host:port`` -> sorted ``ip:port`` of every address the name has (IPv4); ``[]`` when
+    the name does not exist (a service scaled to zero), ``None`` when DNS did not answer."""
     host, _, port = address.rpartition(":")
     try:
         infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
-    except socket.gaierror:
-        return []
+    except socket.gaierror as error:
+        return None if error.errno in TEMPORARY_LOOKUP_ERRORS else []
     return sorted({f"{info[4][0]}:{info[4][1]}" for info in infos})
 
 
-def resolve_all(services: dict[str, list[str]]) -> dict[str, list[str]]:
+def resolve_all(
+    services: dict[str, list[str]],
+    previous: dict[str, list[str]] | None = None,
+    lookup: Callable[[str], list[str] | None] = resolve,
+) -> dict[str, list[str]]:
+    """Every service's servers; a service whose lookup failed for now keeps ``previous``
+    (a DNS hiccup must not take every replica out of nginx)."""
     resolved = {}
     for name, addresses in services.items():
-        servers = sorted({server for address in addresses for server in resolve(address)})
+        found = [lookup(address) for address in addresses]
+        if previous and name in previous and any(servers is None for servers in found):
+            resolved[name] = previous[name]
+            continue
+        servers = sorted({server for servers in found for server in servers or []})
         resolved[name] = servers or [NO_REPLICA]
     return resolved
 
@@ -115,7 +129,7 @@ def supervise(args, services, upstreams, config: Path, nginx: subprocess.Popen) 
             return nginx.wait(timeout=args.interval)
         except subprocess.TimeoutExpired:
             pass
-        current = resolve_all(services)
+        current = resolve_all(services, upstreams)
         if current == upstreams:
             continue
         write_config(args, current)

@@ -21,6 +21,16 @@ def test_a_service_without_replicas_gets_a_down_placeholder():
     assert upstreams == {"web": ["127.0.0.1:1"], "detector": [NO_REPLICA]}
 
 
+def test_a_lookup_that_got_no_answer_keeps_the_servers_nginx_has():
+    previous = {"detector": ["10.0.0.5:8002", "10.0.0.6:8002"], "web": ["10.0.0.7:8003"]}
+    answers = {"detector:8002": None, "web:8003": ["10.0.0.8:8003"]}
+    services = {"detector": ["detector:8002"], "web": ["web:8003"]}
+    upstreams = resolve_all(services, previous, answers.get)
+    assert upstreams == {"detector": previous["detector"], "web": ["10.0.0.8:8003"]}
+    # At start there is nothing to keep: no answer counts as no replica.
+    assert resolve_all(services, None, answers.get)["detector"] == [NO_REPLICA]
+
+
 def test_nginx_runs_under_the_supervisor_and_stops_gracefully(tmp_path):
     port = free_port()
     command = [

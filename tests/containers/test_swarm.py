@@ -255,7 +255,7 @@ def test_scaling_up_and_down_is_followed_by_nginx(swarm):
         swarm.record["scale_down_to_2_served_s"] = elapsed(started)
     swarm.record["scale_down_failed_requests"] = len(load.failures())
     swarm.record["scale_down_resets_retried"] = load.resets_retried()
-    assert load.failures() == []
+    assert load.failures() == [], describe(swarm)
 
 
 def update_state(swarm: SwarmStack, service: str) -> str:
@@ -307,7 +307,7 @@ def test_rolling_update_of_both_models_under_load_fails_no_request(swarm):
     for service, load in loads.items():
         assert update_state(swarm, service) == "completed", service
         assert not running_task_ids(swarm, service) & before[service]  # every task replaced
-        assert load.failures() == [], (service, load.failures()[:3])
+        assert load.failures() == [], (service, load.failures()[:3], describe(swarm))
 
 
 def task_addresses(node: Node, service: str) -> set[str]:
@@ -375,4 +375,4 @@ def test_a_node_killed_under_load(swarm):
     )
     swarm.record["node_killed"] = figures
     print("\nnode killed:", json.dumps(figures))
-    assert figures["failed"] == 0, load.failures()[:3]
+    assert figures["failed"] == 0, (load.failures()[:3], describe(swarm))

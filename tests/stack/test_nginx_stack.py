@@ -6,12 +6,15 @@ import json
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
 from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, run_stack
+from tests.support.load import ClosedLoopLoad
 
 pytestmark = pytest.mark.slow
 
@@ -221,3 +224,37 @@ def test_metrics_are_not_on_the_public_port(stack):
         assert response.json()["error"]["code"] == "not_found"
     (web,) = stack.replicas["web"]  # the replicas themselves still serve it (Prometheus)
     assert "vision_http_requests_total" in requests.get(web.url + "/metrics", timeout=10).text
+
+
+def nginx_workers(master_pid: int) -> set[int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text()
+    return {int(pid) for pid in children.split()}
+
+
+def reload_nginx(master_pid: int, deadline_s: float = 30) -> None:
+    """SIGHUP, then wait until no worker from before is left (old ones finish gracefully)."""
+    before = nginx_workers(master_pid)
+    os.kill(master_pid, signal.SIGHUP)
+    deadline = time.monotonic() + deadline_s
+    while nginx_workers(master_pid) & before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nginx workers {before} still running {deadline_s}s after SIGHUP")
+        time.sleep(0.02)
+
+
+def test_reloading_nginx_under_load_fails_no_request(stack_weights_dir, tmp_path):
+    """A reload (what a changed replica set triggers under Swarm and compose) makes the old
+    worker close its idle connections: none of them may be the edge's connection to the
+    balancer (a kept-alive one was, and its request got a 502). A client's own reused
+    connection may be reset once, as browsers expect. Cheap requests through both servers
+    to a replica, as fast as they go, make the race likely within a few reloads."""
+    unlimited = {"client_rate": 100_000, "client_connections": 1_000}
+    with run_stack(tmp_path, stack_weights_dir, nginx_tuning=unlimited) as stack:
+        url = stack.url + "/classifier/healthz"
+        with ClosedLoopLoad(url, None, 8, retry_reset_once=True, max_requests=200_000) as load:
+            load.wait_for_answers(100)
+            for _ in range(40):
+                reload_nginx(stack.nginx.process.pid)
+                load.wait_for_answers(len(load.outcomes) + 50)
+    assert len(load.outcomes) > 2_000
+    assert load.failures() == []

@@ -39,14 +39,14 @@ class Outcome:
 
 @dataclass
 class ClosedLoopLoad:
-    """``clients`` threads posting ``photo`` to ``url`` back to back.
+    """``clients`` threads posting ``photo`` to ``url`` back to back (``None``: a GET).
 
     Use as a context manager: the clients start on entry and stop on exit (also when the
     body fails); ``max_seconds`` and ``max_requests`` bound the run in any case.
     """
 
     url: str
-    photo: bytes
+    photo: bytes | None
     clients: int = 8
     max_seconds: float = 120
     max_requests: int = 5000
@@ -84,11 +84,14 @@ class ClosedLoopLoad:
         started = time.monotonic()
         for attempt in (1, 2):
             try:
-                response = session.post(
-                    self.url,
-                    files={"image": ("photo.jpg", self.photo, "image/jpeg")},
-                    timeout=self.timeout_s,
-                )
+                if self.photo is None:
+                    response = session.get(self.url, timeout=self.timeout_s)
+                else:
+                    response = session.post(
+                        self.url,
+                        files={"image": ("photo.jpg", self.photo, "image/jpeg")},
+                        timeout=self.timeout_s,
+                    )
             except requests.ConnectionError as error:
                 if attempt == 1 and self.retry_reset_once and closed_without_answer(error):
                     continue
