@@ -2,7 +2,7 @@
 
     python -m loadtest.bench.ceiling --task classify --weights-dir weights \
         [--threads 2] [--processes 1] [--batches 1,2,4,8,16,32] [--seconds 4] [--out FILE] \
-        [--memory-format contiguous|channels_last]
+        [--memory-format contiguous|channels_last] [--compile]
 
 The photos are decoded and preprocessed once (exactly as the services do it: torchvision's
 published transform for the classifier, the letterbox for the detector); then, for each
@@ -11,7 +11,9 @@ batch size, the network runs back to back on batches cycled from those tensors, 
 the same sweep at the same time, in step (a barrier per batch size), and their images per
 second add up: the most a server made of N single-model workers could reach. The memory
 format is the weights' and inputs' layout (exact fp32 either way; the services default to
-channels_last): the bench runs both, so the ceiling is the faster one.
+channels_last): the bench runs both, so the ceiling is the faster one. ``--compile`` adds
+torch.compile (inductor, frozen weights, one static graph per batch size, built in the
+unmeasured warm-up pass): exact fp32 too, and the bench runs it as well.
 
 Prints (or writes to --out) JSON: per batch size images/s and the p50/p95/p99 of one batch's
 model time; ``best`` is the batch size with the most images/s.
@@ -68,18 +70,20 @@ def build(task: str, weights_dir: Path, detector_model: str, photos_dir: Path):
 def sweep(args: argparse.Namespace, barrier=None) -> list[dict]:
     import torch
 
-    from services.core.torch_runtime import memory_format, place_network
+    from services.core.torch_runtime import compile_network, memory_format, place_network
 
     torch.set_num_threads(args.threads)
     network, tensors = build(args.task, args.weights_dir, args.detector_model, args.photos)
     layout = memory_format(args.memory_format == "channels_last")
     network = place_network(network, torch.device("cpu"), torch.float32, layout)
+    if args.compile:
+        network = compile_network(network, dynamic=False)
     results = []
     with torch.inference_mode():
         for batch_size in args.batches:
             batch = torch.stack([tensors[i % len(tensors)] for i in range(batch_size)])
             batch = batch.contiguous(memory_format=layout)
-            network(batch)  # warm-up: allocator and kernels for this shape
+            network(batch)  # warm-up: allocator, kernels (and the compiled graph) for this shape
             if barrier is not None:
                 barrier.wait()
             latencies = []
@@ -145,6 +149,7 @@ def run(args: argparse.Namespace) -> dict:
         "processes": args.processes,
         "threads": args.threads,
         "memory_format": args.memory_format,
+        "compiled": args.compile,
         "per_batch": per_batch,
         "best": best,
     }
@@ -164,6 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--memory-format", choices=("contiguous", "channels_last"), default="channels_last"
     )
+    parser.add_argument("--compile", action="store_true", help="torch.compile (inductor)")
     args = parser.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
     return args

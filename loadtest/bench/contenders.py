@@ -136,7 +136,7 @@ def multipart_sender(url: str, field_name: str, params: dict | None = None) -> S
 
 @contextlib.contextmanager
 def stack(
-    weights_dir: Path, detector_model: str, work_dir: Path, replicas: int = 2
+    weights_dir: Path, detector_model: str, work_dir: Path, replicas: int = 2, compiled=False
 ) -> Iterator[dict[str, Endpoint]]:
     """The stack as ``make run`` starts it (nginx, N replicas per model, web), on free ports."""
     from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, run_stack
@@ -145,11 +145,15 @@ def stack(
     # too, so the comparison is of speed, not of admission control, which `make
     # bench-overload` measures on its own.
     env = {"DETECTOR_MODEL": detector_model, **ROOM_FOR_EVERY_CLIENT}
+    if compiled:
+        env["CLASSIFIER_COMPILE"] = "1"
     with run_stack(work_dir, weights_dir.resolve(), replicas=replicas, env=env) as running:
         settings = {
             "processes": f"nginx (1 worker) -> {replicas} classifier + {replicas} detector "
             "replicas, gunicorn (1 gthread worker, 16 HTTP threads each), web idle",
             "torch threads": "1 per replica (CLASSIFIER_/DETECTOR_TORCH_THREADS=1)",
+            "model": "channels_last, fp32"
+            + (", torch.compile (CLASSIFIER_COMPILE=1)" if compiled else ", eager"),
             "admission": f"{ROOM_FOR_EVERY_CLIENT['CLASSIFIER_QUEUE_LIMIT']} requests per "
             "replica (*_QUEUE_LIMIT): every client admitted",
             "batching": f"dynamic, up to {MAX_BATCH} images, {BATCH_WAIT_MS} ms wait "

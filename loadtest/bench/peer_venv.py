@@ -1,9 +1,9 @@
-"""The peers' own virtual environment (.venv-bench): LitServe and TorchServe with their pins.
+"""A peer's own virtual environment, from its pins (loadtest/bench/peer_catalog.py).
 
-They live apart from the stack's .venv so their dependencies (FastAPI, uvicorn, captum, ...)
-never touch the stack's pins. Created on first use and refreshed when
-loadtest/requirements-bench.txt changes (torch and torchvision come from the machine's
-package index in about a minute).
+Peers live apart from the stack's .venv so their dependencies (FastAPI, uvicorn, Ray, ...)
+never touch the stack's pins or each other's. Created on first use and refreshed when the
+requirements file changes (torch and torchvision come from the machine's package index in
+about a minute).
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_VENV = REPO_ROOT / ".venv-bench"
-REQUIREMENTS = REPO_ROOT / "loadtest" / "requirements-bench.txt"
 _STAMP = ".requirements.sha256"
 
 
@@ -36,11 +33,9 @@ def _run(command: list[str], log_path: Path) -> None:
         )
 
 
-def ensure_peer_venv(
-    venv: Path = DEFAULT_VENV, requirements: Path = REQUIREMENTS, log_path: Path | None = None
-) -> Path:
+def ensure_peer_venv(venv: Path, requirements: Path, log_path: Path | None = None) -> Path:
     """The peers' python, after creating or updating ``venv`` when needed."""
-    log_path = log_path or venv.parent / "peer-venv.log"
+    log_path = log_path or venv.parent / f"{venv.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     python = venv / "bin" / "python"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()

@@ -21,6 +21,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from loadtest.bench.peer_catalog import PEERS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 DOCS_IMG = REPO_ROOT / "docs" / "img"
@@ -31,18 +33,19 @@ TASK_TITLES = {
     "classify": "Classification: ResNet18, POST one photo, top-5",
     "detect": "Detection: {model}, POST one photo",
 }
-ORDER = ["stack", "litserve", "torchserve", "baseline"]
+STACK_VARIANTS = ("stack", "stack-compiled")
+ORDER = [*STACK_VARIANTS, *PEERS, "baseline"]
 LABELS = {
     "stack": "this stack (nginx + gunicorn replicas)",
-    "litserve": "LitServe 0.2.19",
-    "torchserve": "TorchServe 0.12.0",
+    "stack-compiled": "this stack, CLASSIFIER_COMPILE=1 (torch.compile)",
+    **{name: peer.label for name, peer in PEERS.items()},
     "baseline": "original write-up (Flask, model per request)",
 }
 BUSY_WARNING = 0.2  # share of the CPU other work may take before the figures are provisional
 SHORT = {
     "stack": "stack",
-    "litserve": "LitServe",
-    "torchserve": "TorchServe",
+    "stack-compiled": "stack compiled",
+    **{name: peer.short for name, peer in PEERS.items()},
     "baseline": "baseline",
 }
 
@@ -75,7 +78,7 @@ def level(run: dict | None, concurrency: int) -> dict | None:
 
 
 def ceiling_of(results: dict, task: str, processes: int = 1) -> dict | None:
-    """The fastest ceiling with ``processes`` copies, whatever its memory format: the
+    """The fastest ceiling with ``processes`` copies, whatever its layout or compilation: the
     stack is compared with the best the bare model reached."""
     entries = [
         entry
@@ -83,6 +86,12 @@ def ceiling_of(results: dict, task: str, processes: int = 1) -> dict | None:
         if entry["processes"] == processes
     ]
     return max(entries, key=lambda entry: entry["best"]["images_per_s"], default=None)
+
+
+def layout_label(entry: dict) -> str:
+    """The ceiling's memory format, and whether torch.compile built it."""
+    label = entry.get("memory_format", "contiguous")
+    return label + (" + torch.compile" if entry.get("compiled") else "")
 
 
 def best_rate(run: dict | None) -> float | None:
@@ -115,7 +124,7 @@ def task_section(results: dict, task: str) -> list[str]:
             layout = f"{entry['processes']} process x {entry['threads']} threads"
             if entry["processes"] > 1:
                 layout = f"{entry['processes']} processes x {entry['threads']} thread (sum)"
-            layout += f", {entry.get('memory_format', 'contiguous')}"
+            layout += f", {layout_label(entry)}"
             lines.append(
                 f"| {layout} | {best['batch']} | **{_rate(best['images_per_s'])}** | "
                 f"{_ms(best['batch_p50_ms'])} / {_ms(best['batch_p95_ms'])} / "
@@ -139,26 +148,28 @@ def task_section(results: dict, task: str) -> list[str]:
                     f"{failures} |"
                 )
         lines.append("")
-        lines += ratio_table(results, task, runs)
+        for ours in STACK_VARIANTS:
+            lines += ratio_table(results, task, runs, ours)
     lines += [f"![{task} benchmark](img/bench_{task}.png)", ""]
     return lines
 
 
-def ratio_table(results: dict, task: str, runs: dict[str, dict]) -> list[str]:
-    stack = runs.get("stack")
+def ratio_table(results: dict, task: str, runs: dict[str, dict], ours: str = "stack") -> list[str]:
+    stack = runs.get(ours)
     if stack is None:
         return []
     ceiling = ceiling_of(results, task, 1)
     ceiling_2 = ceiling_of(results, task, 2)
-    peers = [name for name in runs if name != "stack"]
-    head = ["c", "stack images/s", "stack / ceiling"]
+    peers = [name for name in runs if name not in STACK_VARIANTS]
+    me = SHORT[ours]
+    head = ["c", f"{me} images/s", f"{me} / ceiling"]
     if ceiling_2:
-        head.append("stack / ceiling (2 processes)")
-    head += [f"stack / {SHORT[p]}" for p in peers]
-    head += [f"p95: stack / {SHORT[p]}" for p in peers]
+        head.append(f"{me} / ceiling (2 processes)")
+    head += [f"{me} / {SHORT[p]}" for p in peers]
+    head += [f"p95: {me} / {SHORT[p]}" for p in peers]
     lines = [
-        "Ratios (images/s of the stack divided by the other's at the same concurrency; for "
-        "p95, below 1 means the stack answers faster):",
+        f"Ratios of {LABELS[ours]} (images/s divided by the other's at the same concurrency; "
+        "for p95, below 1 means it answers faster):",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---:|" * len(head),
@@ -324,8 +335,7 @@ def plot_task(results: dict, task: str, path: Path) -> bool:
             color="k",
             linestyle=style,
             linewidth=1,
-            label=f"ceiling {entry['processes']}x{entry['threads']} "
-            f"{entry.get('memory_format', 'contiguous')}",
+            label=f"ceiling {entry['processes']}x{entry['threads']} {layout_label(entry)}",
         )
     for ax in (left, right):
         ax.set_xscale("log", base=2)

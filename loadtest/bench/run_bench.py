@@ -1,7 +1,7 @@
 """`make bench`: the stack against its ceiling, the original approach and two peers, in one run.
 
     python -m loadtest.bench [--weights-dir weights] [--concurrency 1,4,16] [--duration 20]
-        [--warmup 3] [--only ceiling,stack,baseline,litserve,torchserve]
+        [--warmup 3] [--only ceiling,stack,baseline,litserve,torchserve,rayserve,bentoml,pytriton]
         [--tasks classify,detect] [--detector-model yolov3] [--stack-url URL]
         [--results DIR] [--no-publish]
 
@@ -31,14 +31,15 @@ from pathlib import Path
 
 from loadtest.bench import contenders
 from loadtest.bench.client import run_level
-from loadtest.bench.peer_venv import DEFAULT_VENV, PeerUnavailable, ensure_peer_venv
+from loadtest.bench.peer_catalog import PEERS
+from loadtest.bench.peer_venv import PeerUnavailable, ensure_peer_venv
 from loadtest.bench.publish import write_outputs
 from loadtest.phone_photos import make_phone_photos
 from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
 from services.kit.weights import inspect_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTENDERS = ("ceiling", "stack", "baseline", "litserve", "torchserve")
+CONTENDERS = ("ceiling", "stack", "stack-compiled", "baseline", *PEERS)
 TASKS = ("classify", "detect")
 PEERS_TASKS = ("classify",)  # the peers serve the classifier weights only
 
@@ -63,7 +64,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--detector-model", default="yolov3", choices=("yolov3", "yolov3-tiny"))
     parser.add_argument("--ceiling-seconds", type=float, default=4.0)
     parser.add_argument("--stack-url", default=None, help="bench a running stack instead")
-    parser.add_argument("--peer-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-publish", action="store_true", help="leave docs/ alone")
@@ -186,10 +186,14 @@ class Bench:
     def ceiling(self) -> None:
         layouts = ((1, 2), (2, 1))  # (processes, threads): both fill the 2 cores
         batches = {"classify": "1,2,4,8,16,32", "detect": "1,2,4,8"}
-        formats = ("contiguous", "channels_last")  # both exact fp32: the faster one counts
+        # All exact fp32: the fastest one counts. Compiled: channels_last, the faster eager.
+        formats = (("contiguous", False), ("channels_last", False), ("channels_last", True))
         for task in self.args.tasks:
-            for (processes, threads), memory_format in itertools.product(layouts, formats):
-                out = self.out / f"ceiling-{task}-{processes}x{threads}-{memory_format}.json"
+            for (processes, threads), (memory_format, compiled) in itertools.product(
+                layouts, formats
+            ):
+                variant = memory_format + ("-compiled" if compiled else "")
+                out = self.out / f"ceiling-{task}-{processes}x{threads}-{variant}.json"
                 command = [
                     sys.executable,
                     "-m",
@@ -214,9 +218,10 @@ class Bench:
                     str(out),
                     "--memory-format",
                     memory_format,
+                    *(["--compile"] if compiled else []),
                 ]
                 print(
-                    f"bench: ceiling {task}, {processes} x {threads} threads, {memory_format}",
+                    f"bench: ceiling {task}, {processes} x {threads} threads, {variant}",
                     flush=True,
                 )
                 subprocess.run(command, cwd=REPO_ROOT, check=True)
@@ -255,18 +260,24 @@ class Bench:
         )
         self.save()
 
-    def stack(self) -> None:
+    def stack(self, compiled: bool = False) -> None:
+        """The stack as configured by default, or with ``*_COMPILE=1`` (classifier only:
+        the opt-in's figures; compiling YOLOv3 in two replicas at start costs minutes)."""
+        name = "stack-compiled" if compiled else "stack"
+        tasks = [t for t in self.args.tasks if not compiled or t == "classify"]
+        if not tasks or (compiled and self.args.stack_url):
+            return
         busy = cpu_busy_fraction()
         if self.args.stack_url:
             manager = contenders.external_stack(self.args.stack_url)
         else:
             manager = contenders.stack(
-                self.args.weights_dir, self.args.detector_model, self.out / "stack"
+                self.args.weights_dir, self.args.detector_model, self.out / name, compiled=compiled
             )
-        print("bench: starting the stack", flush=True)
+        print(f"bench: starting the {name}", flush=True)
         with manager as endpoints:
-            for task in self.args.tasks:
-                self.load("stack", task, endpoints[task], busy)
+            for task in tasks:
+                self.load(name, task, endpoints[task], busy)
 
     def baseline(self) -> None:
         for task in self.args.tasks:
@@ -280,12 +291,15 @@ class Bench:
         tasks = [t for t in self.args.tasks if t in PEERS_TASKS]
         if not tasks:
             return
+        peer = PEERS[name]
         try:
-            python = ensure_peer_venv(self.args.peer_venv, log_path=self.out / "peer-venv.log")
+            python = ensure_peer_venv(
+                peer.venv_path, peer.requirements_path, log_path=self.out / f"{peer.venv}.log"
+            )
         except (PeerUnavailable, OSError) as error:
             self.skip(name, tasks, str(error))
             return
-        starter = contenders.litserve if name == "litserve" else contenders.torchserve
+        starter = peer.start()
         busy = cpu_busy_fraction()
         try:
             with starter(python, self.args.weights_dir, self.out) as endpoint:
@@ -328,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = {
         "ceiling": bench.ceiling,
         "stack": bench.stack,
+        "stack-compiled": lambda: bench.stack(compiled=True),
         "baseline": bench.baseline,
-        "litserve": lambda: bench.peer("litserve"),
-        "torchserve": lambda: bench.peer("torchserve"),
+        **{name: (lambda name=name: bench.peer(name)) for name in PEERS},
     }
     for name in CONTENDERS:
         if name not in args.only:

@@ -107,10 +107,10 @@ class VisionModel(ABC, Generic[MetaT]):
         """Class names, for the top-k extension of a ``labelled`` output."""
         return []
 
-    def warm_up(self) -> None:
-        """One inference on a blank image, so the first request pays no lazy-init cost."""
+    def warm_up(self, batch_size: int = 1) -> None:
+        """One inference on blank images, so the first request pays no lazy-init cost."""
         tensor, _ = self.preprocess(Image.new("RGB", (640, 480), (127, 127, 127)))
-        self.forward(tensor.unsqueeze(0))
+        self.forward(tensor.unsqueeze(0).repeat(batch_size, *([1] * tensor.dim())))
 
     def model_summary(self) -> dict:
         """The short model description embedded in every response."""

@@ -29,6 +29,12 @@ from services.kit.settings import ServingSettings
 from services.kit.timing import timed
 
 
+def warm_up_batches(compiled: bool, max_batch: int) -> list[int]:
+    """Batch sizes to run before ready: 1 for eager; for a compiled network also 2 (the
+    dynamic-batch graph) and the largest, so no request waits for a graph to be built."""
+    return sorted({1, min(2, max_batch), max_batch}) if compiled else [1]
+
+
 @dataclass
 class PreparedImage(Generic[MetaT]):
     """One decoded image on its way through the pipeline."""
@@ -65,7 +71,8 @@ class InferencePipeline:
         configure_threads(self.settings.torch_threads)
         with torch.inference_mode():
             self.model.load()
-            self.model.warm_up()
+            for batch_size in warm_up_batches(self.settings.compile, self.settings.max_batch):
+                self.model.warm_up(batch_size)
             image_ms = self._uncontended_image_ms()
         self.admission.set_limit(self.queue_limit(image_ms))
         self._batcher = DynamicBatcher(

@@ -84,6 +84,19 @@ def place_network(
     return network
 
 
+def compile_network(network: torch.nn.Module, dynamic: bool | None = None) -> torch.nn.Module:
+    """``torch.compile`` (inductor) with freezing: weights folded in as constants and the
+    convolutions prepacked for oneDNN. Exact fp32 to float rounding (tested). The graphs are
+    built on first use, so call it before the warm-up that readiness waits for: one for a
+    batch of 1, one with a dynamic batch size for the rest (torch's automatic dynamic
+    shapes), both on disk in inductor's cache for the next start. ``dynamic=False``: one
+    graph per batch size (the benchmark's ceiling, the fastest case)."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    return torch.compile(network, backend="inductor", dynamic=dynamic)
+
+
 def memory_format(channels_last: bool) -> torch.memory_format:
     """NHWC (channels_last) lets oneDNN/cuDNN pick faster convolutions; results are the
     same to float rounding (tested)."""

@@ -126,6 +126,7 @@ class ServingSettings:
     half: bool
     bf16: bool
     channels_last: bool
+    compile: bool  # torch.compile (inductor, frozen weights); graphs built at warm-up
     max_batch: int
     batch_wait_ms: float
     log_level: str
@@ -147,6 +148,7 @@ class ServingSettings:
             half=env.boolean("FP16", False),
             bf16=env.boolean("BF16", False),
             channels_last=env.boolean("CHANNELS_LAST", True),
+            compile=env.boolean("COMPILE", False),
             max_batch=env.integer("MAX_BATCH", 8, 1, 256),
             batch_wait_ms=env.number("BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),

@@ -1,5 +1,6 @@
-"""channels_last (the default) gives the eager contiguous outputs to float rounding; bf16 is
-opt-in, refused on a CPU without AVX512-BF16/AMX, and close to fp32 where it runs."""
+"""channels_last (the default) and the opt-in torch.compile give the eager contiguous
+outputs to float rounding; bf16 is opt-in, refused on a CPU without AVX512-BF16/AMX, and
+close to fp32 where it runs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PIL import Image
 
 from services.classifier.model import Classifier
 from services.classifier.settings import ClassifierSettings
+from services.core.pipeline import warm_up_batches
 from services.core.torch_runtime import cpu_flags, select_dtype
 from services.detector.model import Detector
 from services.detector.settings import DetectorSettings
@@ -57,6 +59,30 @@ def test_channels_last_matches_eager_fp32(build, classifier_weights, detector_fi
         expected, got = eager.forward(batch), fast.forward(batch)
     assert got.dtype == torch.float32
     assert relative_error(got, expected) < 1e-5
+
+
+@pytest.mark.parametrize("build", [classifier, detector], ids=["classifier", "detector"])
+def test_compiled_network_matches_eager_fp32(
+    build, classifier_weights, detector_files, images_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # not /tmp
+    source = classifier_weights if build is classifier else detector_files
+    prefix = "CLASSIFIER" if build is classifier else "DETECTOR"
+    eager = build(source)
+    compiled = build(source, **{f"{prefix}_COMPILE": "1"})
+    assert isinstance(compiled.network, torch._dynamo.eval_frame.OptimizedModule)
+    with torch.inference_mode():
+        # A batch of 1 and one of 2: the two graphs warm-up builds (warm_up_batches).
+        for names in (("kite.jpg",), ("dog.jpg", "eagle.jpg")):
+            batch = batch_of(eager, images_dir, names)
+            expected, got = eager.forward(batch), compiled.forward(batch)
+            assert relative_error(got, expected) < 1e-5, names
+
+
+def test_a_compiled_network_is_warmed_up_at_every_graph_it_needs():
+    assert warm_up_batches(False, 8) == [1]
+    assert warm_up_batches(True, 8) == [1, 2, 8]
+    assert warm_up_batches(True, 1) == [1]
 
 
 def test_bf16_is_refused_on_a_cpu_without_it():
