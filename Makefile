@@ -102,7 +102,7 @@ AB_URL ?= $(LOADTEST_URL)/v1/classify?top_k=5
 AB_REQUESTS ?= 200
 AB_CONCURRENCY ?= 4
 
-.PHONY: loadtest bench bench-detector bench-overload bench-decode phone-photos ab-body ab
+.PHONY: loadtest bench bench-detector bench-overload bench-decode bench-precision phone-photos ab-body ab
 
 loadtest: venv  ## locust against the running stack: CSV, HTML, plots, SLO gate (results/loadtest/)
 	$(PY) -m loadtest.run --url $(LOADTEST_URL) --users $(LOADTEST_USERS) \
@@ -112,7 +112,7 @@ loadtest: venv  ## locust against the running stack: CSV, HTML, plots, SLO gate 
 		--slo-endpoint-p95-ms "$(SLO_ENDPOINT_P95_MS)" \
 		$(if $(LOADTEST_RESULTS),--results $(LOADTEST_RESULTS))
 
-bench: venv weights  ## ceiling vs. stack vs. original vs. LitServe/TorchServe -> docs/benchmarks.md
+bench: venv weights  ## ceiling vs. stack (eager, compiled) vs. original vs. LitServe, TorchServe, Ray Serve, BentoML, PyTriton -> docs/benchmarks.md
 	scripts/install-system-deps.sh nginx
 	$(PY) -m loadtest.bench --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS) $(BENCH_ARGS)
 
@@ -125,6 +125,9 @@ bench-overload: venv weights  ## admission control: saturation, 4x overload, rec
 
 bench-decode: venv weights  ## draft vs. full JPEG decoding: time and fidelity, both photo sets -> docs/decode.md
 	$(PY) -m loadtest.bench.decode_fidelity --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
+
+bench-precision: venv weights  ## bf16 and torch.compile vs. fp32 eager: speed and fidelity, both photo sets -> docs/precision.md
+	$(PY) -m loadtest.bench.precision_fidelity --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
 
 phone-photos: venv  ## 12 MP phone-style JPEGs from the sample photos -> results/phone-photos (LOADTEST_PHOTOS=results/phone-photos)
 	$(PY) -m loadtest.phone_photos --out results/phone-photos --photos $(SHARED_DATA)/images

@@ -146,14 +146,18 @@ def stack(
     # bench-overload` measures on its own.
     env = {"DETECTOR_MODEL": detector_model, **ROOM_FOR_EVERY_CLIENT}
     if compiled:
-        env["CLASSIFIER_COMPILE"] = "1"
-    with run_stack(work_dir, weights_dir.resolve(), replicas=replicas, env=env) as running:
+        env.update(CLASSIFIER_COMPILE="1", DETECTOR_COMPILE="1")
+    # Compiling takes minutes when both replicas of both models build their graphs at once.
+    deadline_s = 1200 if compiled else 240
+    with run_stack(
+        work_dir, weights_dir.resolve(), replicas=replicas, env=env, deadline_s=deadline_s
+    ) as running:
         settings = {
             "processes": f"nginx (1 worker) -> {replicas} classifier + {replicas} detector "
             "replicas, gunicorn (1 gthread worker, 16 HTTP threads each), web idle",
             "torch threads": "1 per replica (CLASSIFIER_/DETECTOR_TORCH_THREADS=1)",
             "model": "channels_last, fp32"
-            + (", torch.compile (CLASSIFIER_COMPILE=1)" if compiled else ", eager"),
+            + (", torch.compile (*_COMPILE=1)" if compiled else ", eager"),
             "admission": f"{ROOM_FOR_EVERY_CLIENT['CLASSIFIER_QUEUE_LIMIT']} requests per "
             "replica (*_QUEUE_LIMIT): every client admitted",
             "batching": f"dynamic, up to {MAX_BATCH} images, {BATCH_WAIT_MS} ms wait "

@@ -37,7 +37,7 @@ STACK_VARIANTS = ("stack", "stack-compiled")
 ORDER = [*STACK_VARIANTS, *PEERS, "baseline"]
 LABELS = {
     "stack": "this stack (nginx + gunicorn replicas)",
-    "stack-compiled": "this stack, CLASSIFIER_COMPILE=1 (torch.compile)",
+    "stack-compiled": "this stack with *_COMPILE=1 (torch.compile)",
     **{name: peer.label for name, peer in PEERS.items()},
     "baseline": "original write-up (Flask, model per request)",
 }

@@ -261,11 +261,10 @@ class Bench:
         self.save()
 
     def stack(self, compiled: bool = False) -> None:
-        """The stack as configured by default, or with ``*_COMPILE=1`` (classifier only:
-        the opt-in's figures; compiling YOLOv3 in two replicas at start costs minutes)."""
+        """The stack as configured by default, or with ``*_COMPILE=1`` for both models."""
         name = "stack-compiled" if compiled else "stack"
-        tasks = [t for t in self.args.tasks if not compiled or t == "classify"]
-        if not tasks or (compiled and self.args.stack_url):
+        tasks = self.args.tasks
+        if compiled and self.args.stack_url:
             return
         busy = cpu_busy_fraction()
         if self.args.stack_url:
