@@ -150,7 +150,7 @@ def task_section(results: dict, task: str) -> list[str]:
         lines.append("")
         for ours in STACK_VARIANTS:
             lines += ratio_table(results, task, runs, ours)
-    lines += [f"![{task} benchmark](img/bench_{task}.png)", ""]
+    lines += [f"![{task} benchmark](img/{plot_name(results, task)})", ""]
     return lines
 
 
@@ -357,6 +357,23 @@ def plot_task(results: dict, task: str, path: Path) -> bool:
     return True
 
 
+def published_as(results: dict) -> str:
+    """ "" for the main run (docs/benchmarks.md), else the name of a side run such as
+    ``phone`` (docs/benchmarks-phone.md): a phone-photo or second-detector run never
+    overwrites the main tables."""
+    return results["settings"].get("publish_as", "")
+
+
+def plot_name(results: dict, task: str) -> str:
+    name = published_as(results)
+    return f"bench_{name}_{task}.png" if name else f"bench_{task}.png"
+
+
+def document_path(results: dict) -> Path:
+    name = published_as(results)
+    return DOCS.with_name(f"benchmarks-{name}.md") if name else DOCS
+
+
 def replace_block(document: str, block: str) -> str:
     """``document`` with the generated block replaced (or appended when it has none)."""
     generated = f"{BEGIN}\n\n{block.rstrip()}\n\n{END}"
@@ -374,16 +391,20 @@ def write_outputs(results_path: Path, publish: bool) -> Path:
     (out / "results.md").write_text(text)
     (out / "readme_table.md").write_text(readme_table(results))
     plots = [
-        out / f"bench_{task}.png"
+        out / plot_name(results, task)
         for task in ("classify", "detect")
-        if plot_task(results, task, out / f"bench_{task}.png")
+        if plot_task(results, task, out / plot_name(results, task))
     ]
     if publish:
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         for plot in plots:
             shutil.copyfile(plot, DOCS_IMG / plot.name)
-        document = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-        DOCS.write_text(replace_block(document, text))
+        path = document_path(results)
+        title = (
+            f"# Benchmarks: {published_as(results)} run\n\nSee [benchmarks.md](benchmarks.md).\n"
+        )
+        document = path.read_text() if path.exists() else title
+        path.write_text(replace_block(document, text))
     return out / "results.md"
 
 

@@ -12,7 +12,9 @@ started on free loopback ports, loaded at every concurrency level, and stopped b
 next starts. A peer that cannot run is recorded with the exact reason; the others go on.
 
 Writes results/bench/<date-time>/ (results.json, results.md, plots, server logs) and, unless
---no-publish, the generated part of docs/benchmarks.md and docs/img/bench_*.png.
+--no-publish, the generated part of docs/benchmarks.md and docs/img/bench_*.png
+(docs/benchmarks-<name>.md and docs/img/bench_<name>_*.png with --publish-as NAME; the
+phone-photo set publishes as ``phone``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-publish", action="store_true", help="leave docs/ alone")
+    parser.add_argument(
+        "--publish-as",
+        default=None,
+        help="publish to docs/benchmarks-NAME.md (default: 'phone' for the phone set, "
+        "else docs/benchmarks.md)",
+    )
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.only = [c.strip() for c in args.only.split(",") if c.strip()]
@@ -164,6 +172,7 @@ class Bench:
                 "duration_s": args.duration,
                 "photos": [p.name for p in self.photos],
                 "photo_set": args.photo_set,
+                "publish_as": args.publish_as or "",
                 "seed": args.seed,
                 "detector_model": args.detector_model,
                 "weights": weights_summary(args.weights_dir, args.detector_model, args.tasks),
@@ -322,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.photo_set == "phone":
         # Generated for this run from the sample photos, deterministic, kept with the results.
         args.photos = make_phone_photos(out / "phone-photos", args.photos)[0].parent
-        # docs/benchmarks.md holds the sample-photo run; a phone run stays in results/.
-        args.no_publish = True
+        # docs/benchmarks.md holds the sample-photo run; a phone run has its own page.
+        if args.publish_as is None:
+            args.publish_as = "phone"
     started = time.monotonic()
     busy = cpu_busy_fraction(3.0)
     bench = Bench(args, out)
