@@ -65,7 +65,7 @@ PEERS = {
         ),
         Peer(
             "bentoml",
-            "BentoML BENTOML_VERSION",
+            "BentoML 1.4.40",
             "BentoML",
             ".venv-peer-bentoml",
             "loadtest/requirements-peer-bentoml.txt",
