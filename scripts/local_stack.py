@@ -100,6 +100,7 @@ def run_stack(
 ) -> Iterator[Stack]:
     """Start ``replicas`` detectors and classifiers, one web and nginx; stop all on exit.
     ``nginx_tuning``: NginxConfig fields to change (e.g. the per-client limits)."""
+    tmp_path = tmp_path.resolve()  # nginx -p and -c: a relative path would be taken twice
     env = {**model_env(weights_dir), **(env or {})}
     port = free_port()
     url = f"http://127.0.0.1:{port}"

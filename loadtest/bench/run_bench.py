@@ -326,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    out = args.results or REPO_ROOT / "results" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    out = (
+        args.results or REPO_ROOT / "results" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    ).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.photo_set == "phone":
         # Generated for this run from the sample photos, deterministic, kept with the results.
