@@ -98,7 +98,7 @@ def _wait_loaded(server: Server, workers: int, deadline_s: float) -> None:
 def bentoml(
     peer_python: Path, weights_dir: Path, work_dir: Path, workers: int = 2
 ) -> Iterator[Endpoint]:
-    """BentoML 1.4.40: ``bentoml serve`` of peers/bentoml_service.py on a free port."""
+    """BentoML: ``bentoml serve`` of peers/bentoml_service.py on a free port."""
     executable = peer_python.parent / "bentoml"
     weights = (weights_dir / "resnet18.pth").resolve()
     if not executable.is_file():

@@ -26,10 +26,10 @@ from loadtest.bench.contenders import (
     check_top5_list,
     multipart_sender,
 )
+from loadtest.bench.peer_catalog import PEERS
 from loadtest.bench.peer_venv import PeerUnavailable
 from scripts.launch import Server, free_port, start_server
 
-RAY_VERSION = "2.60.0"  # loadtest/requirements-peer-ray.txt
 READY_PATH = "/health"
 # ray.init, the Serve controller and proxy, then every replica loading and warming ResNet18
 # (about 15 s here once the files are cached; far longer on a cold disk).
@@ -94,8 +94,8 @@ def ray_serve(
             multipart_sender(f"{url}/predict", "image"),
             check_top5_list,
             {
-                "processes": f"Ray {RAY_VERSION} local instance (GCS, raylet, agents; no "
-                f"dashboard UI) + Serve controller + 1 HTTP proxy actor (uvicorn) + "
+                "processes": f"Ray {PEERS['rayserve'].version} local instance (GCS, raylet, "
+                "agents; no dashboard UI) + Serve controller + 1 HTTP proxy actor (uvicorn) + "
                 f"{workers} replica actors (num_cpus=1 each, ray.init(num_cpus=2)); the "
                 "replica reads the form and decodes the JPEG",
                 "torch threads": "1 per replica (torch.set_num_threads in __init__)",

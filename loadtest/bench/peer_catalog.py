@@ -14,14 +14,32 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def pinned_version(requirements: Path, package: str) -> str:
+    """``package``'s version in a pins file: the one place a peer's version is written."""
+    for line in requirements.read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower().replace("_", "-") == package:
+            return version.strip()
+    raise ValueError(f"{package} is not pinned in {requirements}")
+
+
 @dataclass(frozen=True)
 class Peer:
     name: str
-    label: str  # for tables: the product and its pinned version
+    product: str
+    package: str  # the distribution whose pinned version names the peer
     short: str  # for ratio columns and plot legends
     venv: str  # directory under the repository root
     requirements: str  # pins file, relative to the repository root
     starter: str  # "module:function": (peer_python, weights_dir, work_dir) -> Endpoint cm
+
+    @property
+    def version(self) -> str:
+        return pinned_version(self.requirements_path, self.package)
+
+    @property
+    def label(self) -> str:  # for tables
+        return f"{self.product} {self.version}"
 
     @property
     def venv_path(self) -> Path:
@@ -41,7 +59,8 @@ PEERS = {
     for peer in (
         Peer(
             "litserve",
-            "LitServe 0.2.19",
+            "LitServe",
+            "litserve",
             "LitServe",
             ".venv-bench",
             "loadtest/requirements-bench.txt",
@@ -49,7 +68,8 @@ PEERS = {
         ),
         Peer(
             "torchserve",
-            "TorchServe 0.12.0",
+            "TorchServe",
+            "torchserve",
             "TorchServe",
             ".venv-bench",
             "loadtest/requirements-bench.txt",
@@ -57,7 +77,8 @@ PEERS = {
         ),
         Peer(
             "rayserve",
-            "Ray Serve 2.60.0",
+            "Ray Serve",
+            "ray",
             "Ray Serve",
             ".venv-peer-ray",
             "loadtest/requirements-peer-ray.txt",
@@ -65,7 +86,8 @@ PEERS = {
         ),
         Peer(
             "bentoml",
-            "BentoML 1.4.40",
+            "BentoML",
+            "bentoml",
             "BentoML",
             ".venv-peer-bentoml",
             "loadtest/requirements-peer-bentoml.txt",
@@ -73,7 +95,8 @@ PEERS = {
         ),
         Peer(
             "pytriton",
-            "PyTriton 0.7.0 (Triton 2.51.0)",
+            "PyTriton",
+            "nvidia-pytriton",
             "PyTriton",
             ".venv-peer-pytriton",
             "loadtest/requirements-peer-pytriton.txt",

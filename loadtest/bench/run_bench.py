@@ -35,7 +35,7 @@ from loadtest.bench import contenders
 from loadtest.bench.client import run_level
 from loadtest.bench.peer_catalog import PEERS
 from loadtest.bench.peer_venv import PeerUnavailable, ensure_peer_venv
-from loadtest.bench.publish import write_outputs
+from loadtest.bench.publish import document_path, write_outputs
 from loadtest.phone_photos import make_phone_photos
 from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
 from services.kit.weights import inspect_weights
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     results_path = bench.save()
     report = write_outputs(results_path, publish=not args.no_publish)
     print(report.read_text())
-    where = "docs/benchmarks.md and docs/img/" if not args.no_publish else str(out)
+    where = str(out) if args.no_publish else f"{document_path(bench.results)} and docs/img/"
     print(f"bench: done in {bench.results['duration_s'] / 60:.1f} min; written to {where}")
     return 0
 
