@@ -22,6 +22,7 @@ import requests
 from scripts.launch import free_port, start_server, wait_for_http
 from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, model_env
 from tests.support.load import ClosedLoopLoad
+from tests.support.procfs import children
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +39,6 @@ def two_free_ports() -> int:
         except OSError:
             continue
     raise RuntimeError("no two consecutive free ports")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
 
 
 def gunicorn_master(supervisord: int, port: int) -> int:

@@ -8,13 +8,13 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
 from scripts.local_stack import ROOM_FOR_EVERY_CLIENT, run_stack
 from tests.support.load import ClosedLoopLoad
+from tests.support.procfs import children
 
 pytestmark = pytest.mark.slow
 
@@ -226,17 +226,12 @@ def test_metrics_are_not_on_the_public_port(stack):
     assert "vision_http_requests_total" in requests.get(web.url + "/metrics", timeout=10).text
 
 
-def nginx_workers(master_pid: int) -> set[int]:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text()
-    return {int(pid) for pid in children.split()}
-
-
 def reload_nginx(master_pid: int, deadline_s: float = 30) -> None:
     """SIGHUP, then wait until no worker from before is left (old ones finish gracefully)."""
-    before = nginx_workers(master_pid)
+    before = set(children(master_pid))
     os.kill(master_pid, signal.SIGHUP)
     deadline = time.monotonic() + deadline_s
-    while nginx_workers(master_pid) & before:
+    while set(children(master_pid)) & before:
         if time.monotonic() > deadline:
             raise TimeoutError(f"nginx workers {before} still running {deadline_s}s after SIGHUP")
         time.sleep(0.02)
