@@ -147,7 +147,8 @@ def stack(
     env = {"DETECTOR_MODEL": detector_model, **ROOM_FOR_EVERY_CLIENT}
     if compiled:
         env.update(CLASSIFIER_COMPILE="1", DETECTOR_COMPILE="1")
-    # Compiling takes minutes when both replicas of both models build their graphs at once.
+    # Both replicas of both models build their graphs at once: about a minute here, more on
+    # a slower or busier machine.
     deadline_s = 1200 if compiled else 240
     with run_stack(
         work_dir, weights_dir.resolve(), replicas=replicas, env=env, deadline_s=deadline_s

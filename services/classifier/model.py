@@ -19,7 +19,6 @@ from services.classifier.settings import ClassifierSettings
 from services.core.declaration import TensorSpec, VisionModel
 from services.core.state_dict import load_state_dict_file
 from services.core.torch_runtime import (
-    compile_network,
     memory_format,
     place_network,
     select_device,
@@ -87,9 +86,9 @@ class Classifier(VisionModel[None]):
         self.layout = memory_format(self.settings.serving.channels_last)
         network = build_network(self.settings.arch)
         load_state_dict_file(network, self.settings.weights_path, self.settings.arch)
-        self.network = place_network(network, self.device, self.dtype, self.layout)
-        if self.settings.serving.compile:
-            self.network = compile_network(self.network)
+        self.network = place_network(
+            network, self.device, self.dtype, self.layout, self.settings.serving.compile
+        )
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:
         return self.transform(image), None

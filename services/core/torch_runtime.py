@@ -71,17 +71,21 @@ def select_dtype(
 
 
 def place_network(
-    network: torch.nn.Module, device: torch.device, dtype: torch.dtype, layout: torch.memory_format
+    network: torch.nn.Module,
+    device: torch.device,
+    dtype: torch.dtype,
+    layout: torch.memory_format,
+    compiled: bool = False,
 ) -> torch.nn.Module:
     """The network in eval mode on ``device`` in ``dtype``, its 4-d weights (convolutions)
     in ``layout``: ``Module.to(memory_format=...)`` refuses a network holding 5-d buffers
-    (some heads keep their anchor grids so)."""
+    (some heads keep their anchor grids so). ``compiled``: then through compile_network."""
     network = network.eval().to(device, dtype)
     with torch.no_grad():
         for parameter in network.parameters():
             if parameter.dim() == 4:
                 parameter.data = parameter.data.contiguous(memory_format=layout)
-    return network
+    return compile_network(network) if compiled else network
 
 
 def compile_network(network: torch.nn.Module, dynamic: bool | None = None) -> torch.nn.Module:

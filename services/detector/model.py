@@ -17,7 +17,6 @@ from PIL import Image
 from services.core.declaration import Rendered, TensorSpec, VisionModel
 from services.core.state_dict import load_state_dict_file
 from services.core.torch_runtime import (
-    compile_network,
     memory_format,
     place_network,
     select_device,
@@ -98,9 +97,9 @@ class Detector(VisionModel[DetectorInput]):
         else:
             load_darknet_weights(network, self.settings.weights_path)
         self.num_classes = network.num_classes
-        self.network = place_network(network, self.device, self.dtype, self.layout)
-        if self.settings.serving.compile:
-            self.network = compile_network(self.network)
+        self.network = place_network(
+            network, self.device, self.dtype, self.layout, self.settings.serving.compile
+        )
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, DetectorInput]:
         tensor, info = letterbox(image, self.settings.input_size)
