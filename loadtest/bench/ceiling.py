@@ -2,7 +2,7 @@
 
     python -m loadtest.bench.ceiling --task classify --weights-dir weights \
         [--threads 2] [--processes 1] [--batches 1,2,4,8,16,32] [--seconds 4] [--out FILE] \
-        [--memory-format contiguous|channels_last] [--compile]
+        [--memory-format contiguous|channels_last] [--fold-batchnorm] [--compile]
 
 The photos are decoded and preprocessed once (exactly as the services do it: torchvision's
 published transform for the classifier, the letterbox for the detector); then, for each
@@ -11,7 +11,9 @@ batch size, the network runs back to back on batches cycled from those tensors, 
 the same sweep at the same time, in step (a barrier per batch size), and their images per
 second add up: the most a server made of N single-model workers could reach. The memory
 format is the weights' and inputs' layout (exact fp32 either way; the services default to
-channels_last): the bench runs both, so the ceiling is the faster one. ``--compile`` adds
+channels_last): the bench runs both, so the ceiling is the faster one. ``--fold-batchnorm``
+folds each batch norm into its convolution as the services do by default (exact fp32 to
+rounding). ``--compile`` adds
 torch.compile (inductor, frozen weights, one static graph per batch size, built in the
 unmeasured warm-up pass): exact fp32 too, and the bench runs it as well.
 
@@ -70,14 +72,19 @@ def build(task: str, weights_dir: Path, detector_model: str, photos_dir: Path):
 def sweep(args: argparse.Namespace, barrier=None) -> list[dict]:
     import torch
 
-    from services.core.torch_runtime import compile_network, memory_format, place_network
+    from services.core.torch_runtime import memory_format, place_network
 
     torch.set_num_threads(args.threads)
     network, tensors = build(args.task, args.weights_dir, args.detector_model, args.photos)
     layout = memory_format(args.memory_format == "channels_last")
-    network = place_network(network, torch.device("cpu"), torch.float32, layout)
-    if args.compile:
-        network = compile_network(network, dynamic=False)
+    network = place_network(
+        network,
+        torch.device("cpu"),
+        torch.float32,
+        layout,
+        compiled=args.compile,
+        folded=args.fold_batchnorm,
+    )
     results = []
     with torch.inference_mode():
         for batch_size in args.batches:
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> dict:
         "threads": args.threads,
         "memory_format": args.memory_format,
         "compiled": args.compile,
+        "folded_batchnorm": args.fold_batchnorm,
         "per_batch": per_batch,
         "best": best,
     }
@@ -170,6 +178,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--memory-format", choices=("contiguous", "channels_last"), default="channels_last"
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile (inductor)")
+    parser.add_argument(
+        "--fold-batchnorm", action="store_true", help="batch norms folded into the convolutions"
+    )
     args = parser.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
     return args

@@ -147,8 +147,8 @@ def stack(
     env = {"DETECTOR_MODEL": detector_model, **ROOM_FOR_EVERY_CLIENT}
     if compiled:
         env.update(CLASSIFIER_COMPILE="1", DETECTOR_COMPILE="1")
-    # Both replicas of both models build their graphs at once: about a minute here, more on
-    # a slower or busier machine.
+    # Both replicas of both models build their 4 graphs at once: about two minutes here with
+    # a cold cache, more on a slower or busier machine.
     deadline_s = 1200 if compiled else 240
     with run_stack(
         work_dir, weights_dir.resolve(), replicas=replicas, env=env, deadline_s=deadline_s
@@ -157,8 +157,12 @@ def stack(
             "processes": f"nginx (1 worker) -> {replicas} classifier + {replicas} detector "
             "replicas, gunicorn (1 gthread worker, 16 HTTP threads each), web idle",
             "torch threads": "1 per replica (CLASSIFIER_/DETECTOR_TORCH_THREADS=1)",
-            "model": "channels_last, fp32"
-            + (", torch.compile (*_COMPILE=1)" if compiled else ", eager"),
+            "model": "channels_last, folded batch norms, fp32"
+            + (
+                ", torch.compile (*_COMPILE=1, a static graph per batch size 1, 2, 4, 8)"
+                if compiled
+                else ", eager"
+            ),
             "admission": f"{ROOM_FOR_EVERY_CLIENT['CLASSIFIER_QUEUE_LIMIT']} requests per "
             "replica (*_QUEUE_LIMIT): every client admitted",
             "batching": f"dynamic, up to {MAX_BATCH} images, {BATCH_WAIT_MS} ms wait "

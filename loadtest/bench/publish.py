@@ -89,8 +89,11 @@ def ceiling_of(results: dict, task: str, processes: int = 1) -> dict | None:
 
 
 def layout_label(entry: dict) -> str:
-    """The ceiling's memory format, and whether torch.compile built it."""
+    """The ceiling's memory format, whether its batch norms were folded and whether
+    torch.compile built it."""
     label = entry.get("memory_format", "contiguous")
+    if entry.get("folded_batchnorm"):
+        label += " + folded batch norms"
     return label + (" + torch.compile" if entry.get("compiled") else "")
 
 

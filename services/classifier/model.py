@@ -86,8 +86,14 @@ class Classifier(VisionModel[None]):
         self.layout = memory_format(self.settings.serving.channels_last)
         network = build_network(self.settings.arch)
         load_state_dict_file(network, self.settings.weights_path, self.settings.arch)
+        serving = self.settings.serving
         self.network = place_network(
-            network, self.device, self.dtype, self.layout, self.settings.serving.compile
+            network,
+            self.device,
+            self.dtype,
+            self.layout,
+            compiled=serving.compile,
+            folded=serving.fold_batchnorm,
         )
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:

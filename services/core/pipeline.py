@@ -29,10 +29,32 @@ from services.kit.settings import ServingSettings
 from services.kit.timing import timed
 
 
+def compiled_batch_sizes(max_batch: int) -> list[int]:
+    """The batch sizes a compiled network gets a graph for: the powers of two up to
+    ``max_batch``, and ``max_batch``. Static graphs: a graph built for one size runs
+    faster than one for any size (measured, docs/benchmarks.md)."""
+    sizes = [1]
+    while sizes[-1] * 2 <= max_batch:
+        sizes.append(sizes[-1] * 2)
+    return sizes if sizes[-1] == max_batch else [*sizes, max_batch]
+
+
+def split_for_graphs(size: int, graph_sizes: list[int]) -> list[int]:
+    """Chunks that add up to ``size``, each a size with a graph, largest first:
+    7 with graphs for 1, 2, 4, 8 -> 4, 2, 1. A compiled network's cost per image hardly
+    depends on the batch size, so running the chunks costs what one batch would."""
+    chunks = []
+    for graph in sorted(graph_sizes, reverse=True):
+        while size >= graph:
+            chunks.append(graph)
+            size -= graph
+    return chunks
+
+
 def warm_up_batches(compiled: bool, max_batch: int) -> list[int]:
-    """Batch sizes to run before ready: 1 for eager; for a compiled network also 2 (the
-    dynamic-batch graph) and the largest, so no request waits for a graph to be built."""
-    return sorted({1, min(2, max_batch), max_batch}) if compiled else [1]
+    """Batch sizes to run before ready: 1 for eager; every graph of a compiled network, so
+    no request waits for one to be built."""
+    return compiled_batch_sizes(max_batch) if compiled else [1]
 
 
 @dataclass
@@ -117,7 +139,13 @@ class InferencePipeline:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model.forward(batch)
+            if not self.settings.compile:
+                return self.model.forward(batch)
+            graphs = compiled_batch_sizes(self.settings.max_batch)
+            chunks = batch.split(split_for_graphs(len(batch), graphs))
+            if len(chunks) == 1:
+                return self.model.forward(batch)
+            return torch.cat([self.model.forward(chunk) for chunk in chunks])
 
     def require_ready(self) -> None:
         if not self.lifecycle.ready or self._batcher is None:

@@ -97,8 +97,14 @@ class Detector(VisionModel[DetectorInput]):
         else:
             load_darknet_weights(network, self.settings.weights_path)
         self.num_classes = network.num_classes
+        serving = self.settings.serving
         self.network = place_network(
-            network, self.device, self.dtype, self.layout, self.settings.serving.compile
+            network,
+            self.device,
+            self.dtype,
+            self.layout,
+            compiled=serving.compile,
+            folded=serving.fold_batchnorm,
         )
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, DetectorInput]:

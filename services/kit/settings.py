@@ -127,6 +127,7 @@ class ServingSettings:
     bf16: bool
     channels_last: bool
     compile: bool  # torch.compile (inductor, frozen weights); graphs built at warm-up
+    fold_batchnorm: bool  # batch norms folded into their convolutions
     max_batch: int
     batch_wait_ms: float
     log_level: str
@@ -149,6 +150,7 @@ class ServingSettings:
             bf16=env.boolean("BF16", False),
             channels_last=env.boolean("CHANNELS_LAST", True),
             compile=env.boolean("COMPILE", False),
+            fold_batchnorm=env.boolean("FOLD_BATCHNORM", True),
             max_batch=env.integer("MAX_BATCH", 8, 1, 256),
             batch_wait_ms=env.number("BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
