@@ -63,6 +63,7 @@ def run_level(
     seed: int = 7,
     min_answers_per_client: int = 3,
     max_window_s: float = 240.0,
+    on_window: Callable[[str], None] | None = None,
 ) -> LevelResult:
     """Load with ``concurrency`` closed-loop clients, then measure.
 
@@ -70,6 +71,7 @@ def run_level(
     for lazy initialisation). The measured window then lasts ``duration_s`` and, for slow
     servers, until it holds ``min_answers_per_client x concurrency`` answers, so that even
     a 30-second request is measured over a few full cycles (at most ``max_window_s``).
+    ``on_window`` is called with "start" and "end" at the window's edges (CPU snapshots).
     """
     sequence = itertools.cycle(photo_sequence(photos, 997, seed))
     sequence_lock = threading.Lock()
@@ -110,6 +112,8 @@ def run_level(
         if time.perf_counter() - started > max_window_s:
             break
         time.sleep(0.05)
+    if on_window:
+        on_window("start")
     window_start = time.perf_counter()
     needed = min_answers_per_client * concurrency
     while True:
@@ -120,6 +124,8 @@ def run_level(
             break
         time.sleep(0.05)
     window_end = time.perf_counter()
+    if on_window:
+        on_window("end")
     stop.set()
     for thread in threads:
         thread.join()

@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from loadtest.bench.cpu_split import CLIENT, OTHER
 from loadtest.bench.peer_catalog import PEERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -153,8 +154,47 @@ def task_section(results: dict, task: str) -> list[str]:
         lines.append("")
         for ours in STACK_VARIANTS:
             lines += ratio_table(results, task, runs, ours)
+        lines += cpu_table(results, runs)
     lines += [f"![{task} benchmark](img/{plot_name(results, task)})", ""]
     return lines
+
+
+def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
+    """Where the CPU went at each contender's highest concurrency (loadtest/bench/cpu_split.py)."""
+    cpus = results.get("machine", {}).get("cpus") or 1
+    rows = []
+    for name, run in runs.items():
+        level = run["levels"][-1] if run["levels"] else {}
+        per_image = level.get("cpu_ms_per_image")
+        if not per_image:
+            continue
+        own = {g: v for g, v in per_image.items() if g not in (CLIENT, OTHER)}
+        parts = ", ".join(f"{group} {_ms_fine(v)}" for group, v in own.items())
+        busy = sum(level["cpu_s"].values()) / (level["window_s"] * cpus)
+        rows.append(
+            f"| {LABELS[name]} | {level['concurrency']} | {_rate(level['images_per_s'])} | "
+            f"{busy:.0%} | **{_ms_fine(sum(own.values()))}**"
+            + (f" ({parts})" if len(own) > 1 else "")
+            + f" | {_ms_fine(per_image.get(CLIENT, 0.0))} | {_ms_fine(per_image.get(OTHER, 0.0))} |"
+        )
+    if not rows:
+        return []
+    return [
+        "Where the CPU went at the highest concurrency: CPU milliseconds per answered image "
+        "over the measured window, from /proc (`loadtest/bench/cpu_split.py`); the "
+        "contender's processes are those the bench started, the load client is the bench "
+        "itself:",
+        "",
+        "| contender | c | images/s | CPU busy | contender's processes ms/image | "
+        "load client ms/image | other work ms/image |",
+        "|---|---:|---:|---:|---|---:|---:|",
+        *rows,
+        "",
+    ]
+
+
+def _ms_fine(value: float) -> str:
+    return f"{value:.1f}"
 
 
 def ratio_table(results: dict, task: str, runs: dict[str, dict], ours: str = "stack") -> list[str]:

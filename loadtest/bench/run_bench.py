@@ -33,6 +33,7 @@ from pathlib import Path
 
 from loadtest.bench import contenders
 from loadtest.bench.client import run_level
+from loadtest.bench.cpu_split import cpu_split, per_image_ms, process_times
 from loadtest.bench.peer_catalog import PEERS
 from loadtest.bench.peer_venv import PeerUnavailable, ensure_peer_venv
 from loadtest.bench.publish import document_path, write_outputs
@@ -251,6 +252,7 @@ class Bench:
     def load(self, contender: str, task: str, endpoint: contenders.Endpoint, busy: float) -> None:
         levels = []
         for concurrency in self.args.concurrency:
+            snapshots = {}
             result = run_level(
                 endpoint.send,
                 endpoint.check,
@@ -259,8 +261,16 @@ class Bench:
                 self.args.warmup,
                 self.args.duration,
                 self.args.seed,
+                on_window=lambda edge, taken=snapshots: taken.update({edge: process_times()}),
             )
-            levels.append(result.as_dict())
+            split = cpu_split(snapshots["start"], snapshots["end"], os.getpid())
+            levels.append(
+                {
+                    **result.as_dict(),
+                    "cpu_s": {group: round(used, 3) for group, used in split.items()},
+                    "cpu_ms_per_image": per_image_ms(split, result.answers - result.failures),
+                }
+            )
             p95 = "-" if result.p95_ms is None else f"{result.p95_ms:.0f} ms"
             print(
                 f"bench: {contender:<10} {task:<8} c={concurrency:<3} "

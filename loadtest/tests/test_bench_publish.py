@@ -119,3 +119,28 @@ def test_the_ceiling_is_the_faster_memory_format():
     results = {"ceiling": {"classify": [entry("contiguous", 60.0), entry("channels_last", 80.0)]}}
     assert ceiling_of(results, "classify", 1)["memory_format"] == "channels_last"
     assert ceiling_of(results, "classify", 2) is None
+
+
+def test_the_cpu_table_splits_the_stack_and_names_the_client():
+    stack_level = {
+        **level(16, 60.0, 300),
+        "cpu_s": {"classifier replicas": 30.0, "load client": 1.5, "nginx": 1.0, "other work": 0.5},
+        "cpu_ms_per_image": {
+            "classifier replicas": 25.0,
+            "load client": 1.25,
+            "nginx": 0.83,
+            "other work": 0.42,
+        },
+    }
+    results = {
+        **RESULTS,
+        "runs": [{**RESULTS["runs"][0], "levels": [level(1, 20, 60), stack_level]}],
+    }
+    text = publish.markdown(results)
+    # 33 s of CPU in a 20 s window on 2 cpus = 82 %; the stack's own processes 25.8 ms/image
+    row = (
+        "| this stack (nginx + gunicorn replicas) | 16 | 60.0 | 82% | **25.8** "
+        "(classifier replicas 25.0, nginx 0.8) | 1.2 | 0.4 |"
+    )
+    assert row in text
+    assert "Where the CPU went" not in publish.markdown(RESULTS)  # runs without CPU figures

@@ -1,0 +1,96 @@
+"""Where the CPU went during a measured window: CPU seconds of every process, grouped.
+
+Two snapshots of ``/proc/<pid>/stat`` (user + system time) around the window; the
+difference, per process, is put in one of these groups: the load client (the bench's own
+process), the contender (every process started under the bench: for this stack split into
+nginx and each model's replicas by their command line), and other work on the machine. A
+process that starts and ends inside the window is missed; the contenders' processes all
+live for the whole level.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CLIENT = "load client"
+OTHER = "other work"
+SERVER = "server"
+# Command-line fragment -> group, for the stack's own processes; the first match wins.
+STACK_GROUPS = (
+    ("nginx", "nginx"),
+    ("services/classifier", "classifier replicas"),
+    ("services/detector", "detector replicas"),
+    ("services/web", "web"),
+)
+
+
+@dataclass(frozen=True)
+class ProcessTimes:
+    pid: int
+    parent: int
+    command: str
+    cpu_s: float  # user + system since the process started
+
+
+def process_times(proc: Path = Path("/proc")) -> dict[int, ProcessTimes]:
+    """Every process's CPU time now (processes that vanish while read are skipped)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # The command name in parentheses may hold spaces: fields start after the last ")".
+        fields = stat.rsplit(")", 1)[1].split()
+        pid = int(entry.name)
+        table[pid] = ProcessTimes(
+            pid, int(fields[1]), command.strip(), (int(fields[11]) + int(fields[12])) / ticks
+        )
+    return table
+
+
+def descends_from(pid: int, ancestor: int, table: dict[int, ProcessTimes]) -> bool:
+    seen = set()
+    while pid in table and pid not in seen:
+        if pid == ancestor:
+            return True
+        seen.add(pid)
+        pid = table[pid].parent
+    return pid == ancestor
+
+
+def group_of(process: ProcessTimes, client_pid: int, table: dict[int, ProcessTimes]) -> str:
+    if process.pid == client_pid:
+        return CLIENT
+    if not descends_from(process.pid, client_pid, table):
+        return OTHER
+    for fragment, group in STACK_GROUPS:
+        if fragment in process.command:
+            return group
+    return SERVER
+
+
+def cpu_split(
+    before: dict[int, ProcessTimes], after: dict[int, ProcessTimes], client_pid: int
+) -> dict[str, float]:
+    """CPU seconds per group between two snapshots, largest first."""
+    seconds: dict[str, float] = {}
+    for pid, process in after.items():
+        used = process.cpu_s - (before[pid].cpu_s if pid in before else 0.0)
+        if used > 0:
+            group = group_of(process, client_pid, after)
+            seconds[group] = seconds.get(group, 0.0) + used
+    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
+
+
+def per_image_ms(seconds: dict[str, float], images: int) -> dict[str, float]:
+    """CPU milliseconds per answered image, per group (empty when nothing was answered)."""
+    if images <= 0:
+        return {}
+    return {group: round(1000 * used / images, 2) for group, used in seconds.items()}

@@ -1,0 +1,74 @@
+"""The bench's CPU split: real /proc snapshots around a child that burns CPU, and the grouping
+rules on a synthetic process table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from loadtest.bench.cpu_split import (
+    CLIENT,
+    OTHER,
+    SERVER,
+    ProcessTimes,
+    cpu_split,
+    per_image_ms,
+    process_times,
+)
+
+# Burns about 0.3 s of CPU, then exits: bounded, whatever the machine.
+BURN = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+
+
+def test_a_child_burning_cpu_is_the_contender_and_this_process_the_client():
+    before = process_times()
+    # The last argument only makes the command line look like a stack process.
+    child = subprocess.Popen(
+        [sys.executable, "-c", BURN + "input()", "nginx"], stdin=subprocess.PIPE
+    )
+    try:
+        end = sum(range(2_000_000))  # some CPU of our own, too
+        assert end > 0
+        deadline = time.monotonic() + 30
+        while process_times().get(child.pid, ProcessTimes(0, 0, "", 0.0)).cpu_s < 0.25:
+            assert child.poll() is None and time.monotonic() < deadline
+        after = process_times()
+    finally:
+        child.communicate(b"\n", timeout=30)
+    split = cpu_split(before, after, os.getpid())
+    assert split["nginx"] >= 0.25
+    assert split[CLIENT] > 0
+    assert SERVER not in split or split[SERVER] < split["nginx"]
+
+
+def test_grouping_follows_the_process_tree_and_the_command_line():
+    client = 100
+    table = {
+        1: ProcessTimes(1, 0, "/sbin/init", 5.0),
+        client: ProcessTimes(client, 1, "python -m loadtest.bench", 3.0),
+        101: ProcessTimes(101, client, "python -m supervisor.supervisord", 0.1),
+        102: ProcessTimes(
+            102, 101, "python -m gunicorn -c services/classifier/gunicorn.conf.py", 9
+        ),
+        103: ProcessTimes(103, 101, "nginx: worker process", 1.0),
+        104: ProcessTimes(104, client, "java -cp torchserve", 4.0),
+        105: ProcessTimes(105, 1, "sshd", 2.0),
+    }
+    before = {pid: ProcessTimes(p.pid, p.parent, p.command, 0.0) for pid, p in table.items()}
+    del before[104]  # started during the window: all its time counts
+    split = cpu_split(before, table, client)
+    assert (
+        split
+        == {
+            OTHER: 7.0,
+            "classifier replicas": 9.0,
+            SERVER: 4.1,
+            CLIENT: 3.0,
+            "nginx": 1.0,
+        }
+        and next(iter(split)) == "classifier replicas"
+    )
+    assert per_image_ms({"nginx": 1.0}, 500) == {"nginx": 2.0}
+    assert per_image_ms({"nginx": 1.0}, 0) == {}
