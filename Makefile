@@ -126,7 +126,7 @@ bench-overload: venv weights  ## admission control: saturation, 4x overload, rec
 bench-decode: venv weights  ## draft vs. full JPEG decoding: time and fidelity, both photo sets -> docs/decode.md
 	$(PY) -m loadtest.bench.decode_fidelity --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
 
-bench-precision: venv weights  ## bf16 and torch.compile vs. fp32 eager: speed and fidelity, both photo sets -> docs/precision.md
+bench-precision: venv weights  ## folded norms, torch.compile and bf16 vs. the network as loaded: speed and fidelity, both photo sets -> docs/precision.md
 	$(PY) -m loadtest.bench.precision_fidelity --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
 
 phone-photos: venv  ## 12 MP phone-style JPEGs from the sample photos -> results/phone-photos (LOADTEST_PHOTOS=results/phone-photos)

@@ -331,6 +331,11 @@ def settings_section(results: dict) -> list[str]:
             lines.append(f"| {LABELS[run['contender']]} | {key} | {value} |")
     if lines:
         lines = ["Settings of every contender, as run:", "", *lines, ""]
+    retried = results.get("retried_starts", [])
+    if retried:
+        lines += ["Started on the second try (the first start failed):", ""]
+        lines += [f"- {r['contender']}: `{r['reason']}`" for r in retried]
+        lines.append("")
     skipped = results.get("skipped", [])
     if skipped:
         lines += ["Could not run here:", ""]
