@@ -88,12 +88,7 @@ class Classifier(VisionModel[None]):
         load_state_dict_file(network, self.settings.weights_path, self.settings.arch)
         serving = self.settings.serving
         self.network = place_network(
-            network,
-            self.device,
-            self.dtype,
-            self.layout,
-            compiled=serving.compile,
-            folded=serving.fold_batchnorm,
+            network, self.device, self.dtype, self.layout, serving.compile, serving.fold_batchnorm
         )
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:

@@ -99,12 +99,7 @@ class Detector(VisionModel[DetectorInput]):
         self.num_classes = network.num_classes
         serving = self.settings.serving
         self.network = place_network(
-            network,
-            self.device,
-            self.dtype,
-            self.layout,
-            compiled=serving.compile,
-            folded=serving.fold_batchnorm,
+            network, self.device, self.dtype, self.layout, serving.compile, serving.fold_batchnorm
         )
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, DetectorInput]:
