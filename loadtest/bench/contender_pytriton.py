@@ -27,6 +27,7 @@ from loadtest.bench.contenders import (
     Endpoint,
     _json,
 )
+from loadtest.bench.cpu_split import descends_from, process_times
 from loadtest.bench.peer_venv import PeerUnavailable
 from loadtest.photos import Photo
 from scripts.launch import free_port, start_server, wait_for_http
@@ -126,6 +127,14 @@ def _peer_facts(peer_python: Path) -> dict[str, str]:
     return facts
 
 
+def remove_tensor_stores(pids: list[int], shm: Path = Path("/dev/shm")) -> None:
+    """PyTriton's tensor store (``/dev/shm/pytrtion<pid>-...``, 40 MB, its spelling) is
+    sometimes left behind when the server stops: remove those of the server's processes."""
+    for pid in pids:
+        for leftover in shm.glob(f"pytrtion{pid}-*"):
+            leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def pytriton(
     peer_python: Path, weights_dir: Path, work_dir: Path, workers: int = 2
@@ -198,4 +207,7 @@ def pytriton(
             },
         )
     finally:
+        table = process_times()
+        tree = [pid for pid in table if descends_from(pid, server.process.pid, table)]
         server.stop()
+        remove_tensor_stores(tree)

@@ -47,3 +47,12 @@ def test_rendered_pictures():
     assert contenders.check_png(png, PHOTO) is None
     assert contenders.check_png(answer(200, b"<html>", "text/html"), PHOTO).startswith("not a PNG")
     assert contenders.check_png(answer(500, b"boom", "text/plain"), PHOTO).startswith("HTTP 500")
+
+
+def test_only_the_servers_own_pytriton_tensor_stores_are_removed(tmp_path):
+    from loadtest.bench.contender_pytriton import remove_tensor_stores
+
+    for name in ("pytrtion123-a1", "pytrtion123-b2", "pytrtion1234-c3", "other123-d4"):
+        (tmp_path / name).write_bytes(b"x")
+    remove_tensor_stores([123, 77], shm=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other123-d4", "pytrtion1234-c3"]
