@@ -25,6 +25,7 @@ from loadtest.bench.contenders import (
     multipart_sender,
 )
 from loadtest.bench.peer_venv import PeerUnavailable
+from loadtest.bench.process_tree import process_tree
 from scripts.launch import Server, free_port, start_server
 
 SERVICE = "bentoml_service:ResNet18"
@@ -35,28 +36,6 @@ _INITIALIZED = ("Service ResNet18Model initialized", "Service ResNet18 initializ
 _STARTUP_FAILED = "Application startup failed"
 _EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b.*$", re.MULTILINE)
 LOAD_DEADLINE_S = 180
-
-
-def _process_tree(root: int) -> dict[int, str]:
-    """Every live descendant of ``root``: pid -> its start time (to tell a reused pid)."""
-    children: dict[int, list[int]] = {}
-    started: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError):
-            # Fields after the ")" that closes the command name: state, ppid, ...
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            pid = int(entry.name)
-            children.setdefault(int(fields[1]), []).append(pid)
-            started[pid] = fields[19]
-    tree: dict[int, str] = {}
-    pending = [root]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            tree[child] = started[child]
-            pending.append(child)
-    return tree
 
 
 def _kill_leftovers(tree: dict[int, str]) -> list[int]:
@@ -159,6 +138,6 @@ def bentoml(
         # SIGTERM lets the arbiter stop its workers (about 3 s). Entry workers were once seen
         # to linger for minutes after /readyz probes had queued up during a slow load; then
         # stop() kills the arbiter after 30 s and the recorded workers are killed here.
-        workers_tree = _process_tree(server.process.pid)
+        workers_tree = process_tree(server.process.pid)
         server.stop()
         _kill_leftovers(workers_tree)

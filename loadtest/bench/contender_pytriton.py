@@ -27,8 +27,8 @@ from loadtest.bench.contenders import (
     Endpoint,
     _json,
 )
-from loadtest.bench.cpu_split import descends_from, process_times
 from loadtest.bench.peer_venv import PeerUnavailable
+from loadtest.bench.process_tree import process_tree
 from loadtest.photos import Photo
 from scripts.launch import free_port, start_server, wait_for_http
 
@@ -207,7 +207,6 @@ def pytriton(
             },
         )
     finally:
-        table = process_times()
-        tree = [pid for pid in table if descends_from(pid, server.process.pid, table)]
+        tree = [server.process.pid, *process_tree(server.process.pid)]
         server.stop()
         remove_tensor_stores(tree)

@@ -170,12 +170,12 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
             continue
         own = {g: v for g, v in per_image.items() if g not in (CLIENT, OTHER)}
         # Idle groups (the other model's replicas, the web service) round to 0.0: left out.
-        parts = ", ".join(f"{group} {_ms_fine(v)}" for group, v in own.items() if v >= 0.05)
+        parts = [f"{group} {_ms_fine(v)}" for group, v in own.items() if v >= 0.05]
         busy = sum(level["cpu_s"].values()) / (level["window_s"] * cpus)
         rows.append(
             f"| {LABELS[name]} | {level['concurrency']} | {_rate(level['images_per_s'])} | "
             f"{busy:.0%} | **{_ms_fine(sum(own.values()))}**"
-            + (f" ({parts})" if parts.count(",") else "")
+            + (f" ({', '.join(parts)})" if len(parts) > 1 else "")
             + f" | {_ms_fine(per_image.get(CLIENT, 0.0))} | {_ms_fine(per_image.get(OTHER, 0.0))} |"
         )
     if not rows:

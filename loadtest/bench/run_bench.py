@@ -44,8 +44,8 @@ from services.kit.weights import inspect_weights
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = ("ceiling", "stack", "stack-compiled", "baseline", *PEERS)
 TASKS = ("classify", "detect")
-PEERS_TASKS = ("classify",)
-PEER_START_ATTEMPTS = 2  # the peers serve the classifier weights only
+PEERS_TASKS = ("classify",)  # the peers serve the classifier weights only
+PEER_START_ATTEMPTS = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -83,6 +83,8 @@ class InferencePipeline:
         self.lifecycle = ModelLifecycle()
         self.admission = Admission(service)
         self._batcher: DynamicBatcher | None = None
+        # A compiled network's graph sizes, every batch split into them; none when eager.
+        self._graph_sizes = compiled_batch_sizes(settings.max_batch) if settings.compile else []
 
     def start(self, background: bool = True, on_failure=None) -> None:
         """Load and warm up the model (in a background thread by default)."""
@@ -139,10 +141,9 @@ class InferencePipeline:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            if not self.settings.compile:
+            if not self._graph_sizes:
                 return self.model.forward(batch)
-            graphs = compiled_batch_sizes(self.settings.max_batch)
-            chunks = batch.split(split_for_graphs(len(batch), graphs))
+            chunks = batch.split(split_for_graphs(len(batch), self._graph_sizes))
             if len(chunks) == 1:
                 return self.model.forward(batch)
             return torch.cat([self.model.forward(chunk) for chunk in chunks])
