@@ -123,7 +123,7 @@ bench-overload: venv weights  ## admission control: saturation, 4x overload, rec
 	scripts/install-system-deps.sh nginx
 	$(PY) -m loadtest.bench.overload --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
 
-bench-decode: venv weights  ## draft vs. full JPEG decoding: time and fidelity, both photo sets -> docs/decode.md
+bench-decode: venv weights  ## the classifier's default input path (draft decode, crop resampling) vs. the full one: time and fidelity, both photo sets -> docs/decode.md
 	$(PY) -m loadtest.bench.decode_fidelity --weights-dir $(WEIGHTS_DIR) --photos $(LOADTEST_PHOTOS)
 
 bench-precision: venv weights  ## folded norms, torch.compile and bf16 vs. the network as loaded: speed and fidelity, both photo sets -> docs/precision.md

@@ -163,6 +163,8 @@ def stack(
                 if compiled
                 else ", eager"
             ),
+            "input": "classifier: draft JPEG decode, only the centre crop resampled "
+            "(*_DRAFT_DECODE=1, the default); detector: full decode",
             "admission": f"{ROOM_FOR_EVERY_CLIENT['CLASSIFIER_QUEUE_LIMIT']} requests per "
             "replica (*_QUEUE_LIMIT): every client admitted",
             "batching": f"dynamic, up to {MAX_BATCH} images, {BATCH_WAIT_MS} ms wait "

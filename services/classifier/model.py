@@ -1,7 +1,9 @@
 """Image classification with a torchvision architecture (ResNet18 by default).
 
-Preprocessing is exactly the transform torchvision publishes with the weights (resize,
-center crop, normalize) and the labels are the weights' own category list.
+Preprocessing is the transform torchvision publishes with the weights (resize, center crop,
+normalize): by default resampling only the crop (crop_resize.py, within one 8-bit step of the
+preset), with ``*_DRAFT_DECODE=0`` the preset itself. The labels are the weights' own
+category list.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torchvision
 from PIL import Image
 from torchvision.models import get_model, get_model_weights
 
+from services.classifier.crop_resize import classification_input
 from services.classifier.official import official_checksums
 from services.classifier.settings import ClassifierSettings
 from services.core.declaration import TensorSpec, VisionModel
@@ -92,6 +95,8 @@ class Classifier(VisionModel[None]):
         )
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:
+        if self.settings.serving.draft_decode:
+            return classification_input(image, self.transform), None
         return self.transform(image), None
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
