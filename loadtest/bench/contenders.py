@@ -26,6 +26,7 @@ from loadtest.bench.peer_venv import PeerUnavailable
 from loadtest.checks import check_classification, check_detection, describe_error
 from loadtest.photos import Photo
 from scripts.launch import free_port, start_server, wait_for_http
+from services.detector.settings import DEFAULT_MAX_BATCH as DETECTOR_MAX_BATCH
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -167,8 +168,9 @@ def stack(
             "(*_DRAFT_DECODE=1, the default); detector: full decode",
             "admission": f"{ROOM_FOR_EVERY_CLIENT['CLASSIFIER_QUEUE_LIMIT']} requests per "
             "replica (*_QUEUE_LIMIT): every client admitted",
-            "batching": f"dynamic, up to {MAX_BATCH} images, {BATCH_WAIT_MS} ms wait "
-            "(CLASSIFIER_MAX_BATCH, CLASSIFIER_BATCH_WAIT_MS defaults)",
+            "batching": f"dynamic, up to {MAX_BATCH} images (detector "
+            f"{DETECTOR_MAX_BATCH}), {BATCH_WAIT_MS} ms wait (*_MAX_BATCH, *_BATCH_WAIT_MS "
+            "defaults)",
             "request": "POST /v1/classify?top_k=5, POST /v1/detect, multipart field image",
         }
         yield {

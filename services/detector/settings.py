@@ -13,6 +13,10 @@ from services.kit.settings import EnvReader, ServingSettings, SettingsError, rea
 
 PREFIX = "DETECTOR"
 DEFAULT_PORT = 8002
+# On a CPU a batch of more than 2 images at 416 x 416 gains nothing for yolov3 and costs
+# yolov3-tiny up to a fifth of its speed: the activations outgrow the caches
+# (docs/benchmarks.md). GPU deployments set DETECTOR_MAX_BATCH themselves.
+DEFAULT_MAX_BATCH = 2
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class DetectorSettings:
             max_detections=env.integer("MAX_DETECTIONS", 100, 1, 10000),
             jpeg_quality=env.integer("JPEG_QUALITY", 90, 1, 100),
             workers=workers,
-            serving=ServingSettings.from_env(env, workers),
+            serving=ServingSettings.from_env(env, workers, DEFAULT_MAX_BATCH),
         )
 
     def parsed_cfg(self) -> DarknetCfg:

@@ -138,7 +138,9 @@ class ServingSettings:
     draft_decode: bool  # JPEGs at the smallest DCT scale the model's input needs
 
     @classmethod
-    def from_env(cls, env: EnvReader, workers: int) -> ServingSettings:
+    def from_env(cls, env: EnvReader, workers: int, default_max_batch: int = 8) -> ServingSettings:
+        """``default_max_batch``: the service's ``MAX_BATCH`` when unset (the largest batch
+        that still pays on a CPU; GPU deployments set theirs)."""
         cores = available_cpus()
         settings = cls(
             max_body_bytes=int(max_body_mb(env) * 1024 * 1024),
@@ -151,7 +153,7 @@ class ServingSettings:
             channels_last=env.boolean("CHANNELS_LAST", True),
             compile=env.boolean("COMPILE", False),
             fold_batchnorm=env.boolean("FOLD_BATCHNORM", True),
-            max_batch=env.integer("MAX_BATCH", 8, 1, 256),
+            max_batch=env.integer("MAX_BATCH", default_max_batch, 1, 256),
             batch_wait_ms=env.number("BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
             log_level=env.string("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             served_by=served_by_mode(env),

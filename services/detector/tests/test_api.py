@@ -98,7 +98,7 @@ def test_accept_header_selects_png(client, images_dir):
     assert Image.open(io.BytesIO(response.data)).format == "PNG"
 
 
-def test_several_images_are_one_batch_with_a_result_each(client, images_dir):
+def test_several_images_get_a_result_each_in_order(client, images_dir):
     names = ["dog.jpg", "eagle.jpg", "horses.jpg"]
     data = {"image": [(io.BytesIO((images_dir / n).read_bytes()), n) for n in names]}
     response = client.post("/v1/detect", data=data)

@@ -16,6 +16,17 @@ def test_defaults_and_prefix():
     assert settings.torch_threads == 1
 
 
+def test_the_detector_batches_two_images_on_a_cpu_unless_told():
+    from services.classifier.settings import ClassifierSettings
+    from services.detector.settings import DetectorSettings
+
+    one_thread = {"CLASSIFIER_TORCH_THREADS": "1", "DETECTOR_TORCH_THREADS": "1"}
+    assert DetectorSettings.from_env(one_thread).serving.max_batch == 2
+    assert ClassifierSettings.from_env(one_thread).serving.max_batch == 8
+    told = {**one_thread, "DETECTOR_MAX_BATCH": "16"}
+    assert DetectorSettings.from_env(told).serving.max_batch == 16
+
+
 def test_stack_wide_body_limit_has_no_prefix():
     settings = ServingSettings.from_env(reader(MAX_BODY_MB="5", SVC_TORCH_THREADS="1"), 1)
     assert settings.max_body_bytes == 5 * 1024 * 1024
