@@ -27,6 +27,7 @@ from loadtest.checks import check_classification, check_detection, describe_erro
 from loadtest.photos import Photo
 from scripts.launch import free_port, start_server, wait_for_http
 from services.detector.settings import DEFAULT_MAX_BATCH as DETECTOR_MAX_BATCH
+from services.kit.settings import DEFAULT_MAX_BATCH as SERVING_DEFAULT_MAX_BATCH
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -34,7 +35,7 @@ TOP_K = 5
 REQUEST_TIMEOUT_S = 300
 # The stack's dynamic batching (CLASSIFIER_MAX_BATCH / _BATCH_WAIT_MS defaults); the peers
 # that batch get the same limits, so the comparison is about the servers, not the knobs.
-MAX_BATCH = 8
+MAX_BATCH = SERVING_DEFAULT_MAX_BATCH
 BATCH_WAIT_MS = 2
 
 

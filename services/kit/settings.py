@@ -21,6 +21,10 @@ class SettingsError(ValueError):
     """A configuration value is missing or invalid; the message names the variable."""
 
 
+# Images per model call when a service's MAX_BATCH is unset (a service may pass its own).
+DEFAULT_MAX_BATCH = 8
+
+
 @dataclass(frozen=True)
 class EnvReader:
     """Reads typed values from an environment mapping under a service prefix.
@@ -138,7 +142,9 @@ class ServingSettings:
     draft_decode: bool  # JPEGs at the smallest DCT scale the model's input needs
 
     @classmethod
-    def from_env(cls, env: EnvReader, workers: int, default_max_batch: int = 8) -> ServingSettings:
+    def from_env(
+        cls, env: EnvReader, workers: int, default_max_batch: int = DEFAULT_MAX_BATCH
+    ) -> ServingSettings:
         """``default_max_batch``: the service's ``MAX_BATCH`` when unset (the largest batch
         that still pays on a CPU; GPU deployments set theirs)."""
         cores = available_cpus()
