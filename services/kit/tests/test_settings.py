@@ -16,11 +16,18 @@ def test_defaults_and_prefix():
     assert settings.torch_threads == 1
 
 
-def test_the_detector_batches_two_images_on_a_cpu_unless_told():
+def test_the_detector_batches_two_images_on_a_cpu_unless_told(tmp_path):
     from services.classifier.settings import ClassifierSettings
     from services.detector.settings import DetectorSettings
 
-    one_thread = {"CLASSIFIER_TORCH_THREADS": "1", "DETECTOR_TORCH_THREADS": "1"}
+    # The settings only check that the model files exist; a clean clone has none yet.
+    for name in ("yolov3.cfg", "yolov3.weights", "coco.names", "resnet18.pth"):
+        (tmp_path / name).touch()
+    one_thread = {
+        "WEIGHTS_DIR": str(tmp_path),
+        "CLASSIFIER_TORCH_THREADS": "1",
+        "DETECTOR_TORCH_THREADS": "1",
+    }
     assert DetectorSettings.from_env(one_thread).serving.max_batch == 2
     assert ClassifierSettings.from_env(one_thread).serving.max_batch == 8
     told = {**one_thread, "DETECTOR_MAX_BATCH": "16"}
