@@ -224,6 +224,9 @@ def test_a_host_whose_processes_are_killed_costs_no_request(plain_hosts, images_
         killed = plain_hosts.model_hosts[name].crash()  # every process of the host
         count = len(load.outcomes)
         load.wait_for_answers(count + 4 * CLIENTS)
+        # A fast survivor can give those answers within a second; wait for requests sent
+        # after the kill settled too, so `late` is never empty by timing alone.
+        load.wait_for_answers_started_after(killed_at + 1, CLIENTS)
         summary = summarise(load, killed_at)
         late = [o for o in load.outcomes if o.started > killed_at + 1]
     summary["processes_killed"] = len(killed)

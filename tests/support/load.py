@@ -132,6 +132,22 @@ class ClosedLoopLoad:
                 raise TimeoutError(f"only {len(self.outcomes)} of {count} answers in {deadline_s}s")
             time.sleep(0.05)
 
+    def wait_for_answers_started_after(
+        self, moment: float, count: int, deadline_s: float = 120
+    ) -> None:
+        """Block until ``count`` requests sent after ``moment`` (monotonic) have been answered."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            with self._lock:
+                started_after = sum(1 for o in self.outcomes if o.started > moment)
+            if started_after >= count:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"only {started_after} of {count} answers to requests sent after the event"
+                )
+            time.sleep(0.05)
+
     def failures(self) -> list[Outcome]:
         with self._lock:
             return [o for o in self.outcomes if o.status != 200]

@@ -56,12 +56,22 @@ class Host:
         return [int(pid) for pid in ip("netns", "pids", self.name).split()]
 
     def crash(self) -> list[int]:
-        """SIGKILL every process of the host at once, as a power cut would."""
-        pids = self.pids()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        return pids
+        """SIGKILL every process of the host, as a power cut would.
+
+        Repeated until none is left: a gunicorn master or supervisord scheduled between two
+        kills may fork a replacement for a child already killed, and that one must die too.
+        """
+        killed: list[int] = []
+        deadline = time.monotonic() + 10
+        while pids := self.pids():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: processes {pids} survive SIGKILL")
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += [pid for pid in pids if pid not in killed]
+            time.sleep(0.01)
+        return killed
 
     def cut_network(self) -> None:
         ip("link", "set", self.veth, "down")
