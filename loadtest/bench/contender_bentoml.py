@@ -9,10 +9,8 @@ sure none outlives it.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ from loadtest.bench.contenders import (
     multipart_sender,
 )
 from loadtest.bench.peer_venv import PeerUnavailable
-from loadtest.bench.process_tree import process_tree
+from loadtest.bench.process_tree import kill_leftovers, process_tree
 from scripts.launch import Server, free_port, start_server
 
 SERVICE = "bentoml_service:ResNet18"
@@ -36,18 +34,6 @@ _INITIALIZED = ("Service ResNet18Model initialized", "Service ResNet18 initializ
 _STARTUP_FAILED = "Application startup failed"
 _EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b.*$", re.MULTILINE)
 LOAD_DEADLINE_S = 180
-
-
-def _kill_leftovers(tree: dict[int, str]) -> list[int]:
-    """SIGKILL what is still running of ``tree``; the pids that had to be killed."""
-    killed = []
-    for pid, start in tree.items():
-        with contextlib.suppress(OSError, IndexError):
-            if (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split())[19] != start:
-                continue  # the pid now belongs to another process
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-    return killed
 
 
 def _failure(log: str) -> str:
@@ -140,4 +126,4 @@ def bentoml(
         # stop() kills the arbiter after 30 s and the recorded workers are killed here.
         workers_tree = process_tree(server.process.pid)
         server.stop()
-        _kill_leftovers(workers_tree)
+        kill_leftovers(workers_tree)

@@ -28,7 +28,7 @@ from loadtest.bench.contenders import (
     _json,
 )
 from loadtest.bench.peer_venv import PeerUnavailable
-from loadtest.bench.process_tree import process_tree
+from loadtest.bench.process_tree import kill_leftovers, process_tree
 from loadtest.photos import Photo
 from scripts.launch import free_port, start_server, wait_for_http
 
@@ -207,6 +207,8 @@ def pytriton(
             },
         )
     finally:
-        tree = [server.process.pid, *process_tree(server.process.pid)]
+        # The Python backend stubs were seen to outlive the stop, reparented to init.
+        tree = process_tree(server.process.pid)
         server.stop()
-        remove_tensor_stores(tree)
+        kill_leftovers(tree)
+        remove_tensor_stores([server.process.pid, *tree])

@@ -1,9 +1,12 @@
 """A server's live descendants, read from /proc, for the contenders that clean up after a
-peer's stop (BentoML's orphaned workers, PyTriton's shared-memory tensor store)."""
+peer's stop (BentoML's orphaned workers; PyTriton's backend stubs, which outlive the
+server's process group, and its shared-memory tensor store)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from pathlib import Path
 
 
@@ -27,3 +30,18 @@ def process_tree(root: int) -> dict[int, str]:
             tree[child] = started[child]
             pending.append(child)
     return tree
+
+
+def kill_leftovers(tree: dict[int, str]) -> list[int]:
+    """SIGKILL what is still running of ``tree``; the pids that had to be killed."""
+    killed = []
+    for pid, start in tree.items():
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if fields[19] != start:
+                continue  # the pid now belongs to another process
+            if fields[0] == "Z":
+                continue  # already dead, waiting to be reaped
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
