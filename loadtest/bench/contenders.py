@@ -166,7 +166,8 @@ def stack(
                 else ", eager"
             ),
             "input": "classifier: draft JPEG decode, only the centre crop resampled "
-            "(*_DRAFT_DECODE=1, the default); detector: full decode",
+            "(*_DRAFT_DECODE=1, the default); detector: draft JPEG decode covering the "
+            "letterbox (JSON answers)",
             "admission": f"{ROOM_FOR_EVERY_CLIENT['CLASSIFIER_QUEUE_LIMIT']} requests per "
             "replica (*_QUEUE_LIMIT): every client admitted",
             "batching": f"dynamic, up to {MAX_BATCH} images (detector "

@@ -1,15 +1,18 @@
-"""The classifier's fast input path against the full one: time, input tensors, outputs.
+"""The models' fast input paths against the full ones: time, input tensors, outputs.
 
     python -m loadtest.bench.decode_fidelity --weights-dir weights [--photos DIR]
 
 For the sample photos and the generated phone-photo set (loadtest/phone_photos.py), every
-photo goes through the classifier's request path twice: the full path (``*_DRAFT_DECODE=0``:
-full decode, torchvision's published transform) and the default one (draft decode at the
-smallest DCT scale holding the transform's resize size, then only the centre crop resampled:
-services/classifier/crop_resize.py).
-Reported per set: decode + preprocess time (median), the input tensors' difference, and the
-outputs' (cosine similarity of the probability vectors, top-1 and top-5 agreement, largest
-probability difference). Writes docs/decode.md (generated) and prints it.
+photo goes through each model's request path twice. The classifier: the full path
+(``*_DRAFT_DECODE=0``: full decode, torchvision's published transform) and the default one
+(draft decode at the smallest DCT scale holding the transform's resize size, then only the
+centre crop resampled: services/classifier/crop_resize.py). The detector (yolov3): full
+decode against the default draft decode at the smallest DCT scale still covering the
+letterbox, boxes mapped back to the photo's pixels (a request that renders always decodes in
+full). Reported per set: decode + preprocess time (median), the input tensors' difference,
+and the outputs' (classifier: cosine similarity of the probability vectors, top-1 and top-5
+agreement, largest probability difference; detector: detections matched by class and IoU,
+score and corner differences of the matched). Writes docs/decode.md (generated), prints it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from loadtest.bench.agreement import DETECTION_PARAMS, MATCH_IOU, detector_agreement
 from loadtest.bench.run_bench import describe_machine
 from loadtest.phone_photos import make_phone_photos
 from loadtest.photos import DEFAULT_PHOTOS_DIR
 from services.classifier.crop_resize import classification_input
 from services.classifier.model import Classifier
 from services.classifier.settings import ClassifierSettings
+from services.detector.model import Detector
+from services.detector.settings import DetectorSettings
 from services.kit.imaging import decode_photo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,11 +43,11 @@ REPEATS = 3
 
 def timed_path(classifier: Classifier, data: bytes, max_pixels: int, fast: bool):
     """(input tensor, best of REPEATS decode + preprocess milliseconds) of one path."""
-    min_side = classifier.decode_min_side if fast else None
+    needed = classifier.decode_size if fast else None
     best = float("inf")
     for _ in range(REPEATS):
         started = time.perf_counter()
-        image, _size = decode_photo(data, max_pixels, min_side)
+        image, _size = decode_photo(data, max_pixels, needed)
         if fast:
             tensor = classification_input(image, classifier.transform)
         else:
@@ -100,23 +106,120 @@ def compare_set(classifier: Classifier, paths: list[Path], max_pixels: int) -> d
     }
 
 
-def render_doc(machine: dict, trained: bool, sets: dict[str, dict]) -> str:
+def detector_path(detector: Detector, data: bytes, max_pixels: int, fast: bool):
+    """(input tensor, meta, best of REPEATS decode + preprocess ms) as the request path runs."""
+    needed = detector.decode_size if fast else None
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        image, photo_size = decode_photo(data, max_pixels, needed)
+        tensor, meta = detector.preprocess(image, None if image.size == photo_size else photo_size)
+        best = min(best, (time.perf_counter() - started) * 1000)
+    return tensor, meta, best
+
+
+def compare_detector_set(detector: Detector, paths: list[Path], max_pixels: int) -> dict:
+    """The two paths' detections, and a noise floor: the full path against itself with
+    uniform noise of half an 8-bit step added to its input (an untrained network's
+    detections near the threshold flip under that alone)."""
+    noise = torch.Generator().manual_seed(0)
+    full_ms, draft_ms, tensor_diffs, reduced = [], [], [], 0
+    found: dict[str, list[list[dict]]] = {"full": [], "draft": [], "noisy": []}
+    for path in paths:
+        data = path.read_bytes()
+        full, full_meta, ms = detector_path(detector, data, max_pixels, fast=False)
+        full_ms.append(ms)
+        draft, draft_meta, ms = detector_path(detector, data, max_pixels, fast=True)
+        draft_ms.append(ms)
+        reduced += draft_meta.image.size != full_meta.image.size
+        tensor_diffs.append((full - draft).abs())
+        noisy = (full + (torch.rand(full.shape, generator=noise) - 0.5) / 255).clamp(0, 1)
+        with torch.inference_mode():
+            rows = detector.forward(torch.stack([full, draft, noisy]))
+        for name, row, meta in zip(found, rows, (full_meta, draft_meta, full_meta), strict=True):
+            found[name].append(detector.postprocess(row, meta, DETECTION_PARAMS)["detections"])
+    return {
+        "photos": len(paths),
+        "reduced": reduced,
+        "full_ms": float(np.median(full_ms)),
+        "draft_ms": float(np.median(draft_ms)),
+        "tensor_max_abs": float(max(d.max() for d in tensor_diffs)),
+        "tensor_mean_abs": float(np.mean([float(d.mean()) for d in tensor_diffs])),
+        **detector_agreement(found["full"], found["draft"]),
+        "noise_floor_matched": detector_agreement(found["full"], found["noisy"])["matched"],
+    }
+
+
+def render_detector_doc(trained: bool, sets: dict[str, dict]) -> list[str]:
+    weights = "trained weights" if trained else "**stand-in weights** (untrained)"
+    lines = [
+        "",
+        "## The detector",
+        "",
+        f"yolov3 at 416 with {weights}. The full path (`DETECTOR_DRAFT_DECODE=0`, and every "
+        "request that renders) decodes in full; the default path for JSON answers decodes at "
+        "the smallest DCT scale whose longer side still covers the 416-pixel letterbox and "
+        "maps the boxes back to the photo's pixels. Detections at confidence >= "
+        f"{DETECTION_PARAMS['conf_threshold']} (low, so stand-in weights leave some), matched "
+        f"one-to-one by class and IoU >= {MATCH_IOU}; tensor differences in [0, 1] pixel units.",
+        "",
+        "| photo set | photos | decoded smaller | full path ms | default path ms | speed-up "
+        "| tensor max / mean abs diff | detections (full path) | matched | extra "
+        "| max score diff | max corner diff (px) | matched, noise floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in sets.items():
+        lines.append(
+            f"| {name} | {result['photos']} | {result['reduced']} | {result['full_ms']:.1f} | "
+            f"{result['draft_ms']:.1f} | {result['full_ms'] / result['draft_ms']:.1f}x | "
+            f"{result['tensor_max_abs']:.3f} / {result['tensor_mean_abs']:.4f} | "
+            f"{result['detections']} | "
+            f"{result['matched']:.0%} | {result['extra']} | {result['score_max_abs']:.3f} | "
+            f"{result['corner_max_abs_px']:.1f} | {result['noise_floor_matched']:.0%} |"
+        )
+    lines += [
+        "",
+        "A photo whose longer side is under twice 416 pixels has no smaller DCT scale that "
+        "covers the letterbox: both paths decode it in full (the photos not decoded smaller).",
+        "",
+        "The noise floor is the full path against itself with uniform noise of half an 8-bit "
+        "step added to the input. "
+        + (
+            "With these trained weights it is the agreement any re-encoding of the photo "
+            "could expect."
+            if trained
+            else "Far below 100 %, it shows what the matching says with stand-in weights: "
+            "an untrained network's detections near the threshold flip under input noise "
+            "smaller than the draft path's difference, so its matched share says nothing "
+            "about the path; the tensor columns do. Rerun with the official weights "
+            "(`make weights` online) for a meaningful detection agreement."
+        ),
+    ]
+    return lines
+
+
+def render_doc(
+    machine: dict, trained: bool, sets: dict[str, dict], detector: tuple[bool, dict[str, dict]]
+) -> str:
     weights = (
         "trained weights"
         if trained
         else "**stand-in weights** (untrained: outputs differ as a random network's would)"
     )
     lines = [
-        "# The classifier's input path: draft decoding and crop resampling, speed and fidelity",
+        "# The input paths: draft decoding and crop resampling, speed and fidelity",
         "",
         "<!-- Generated by `python -m loadtest.bench.decode_fidelity`: do not edit. -->",
         "",
         f"{machine['cpu']} ({machine['cpus']} CPUs; {machine['cpu_flags']}), "
-        f"torch {machine['torch']}; ResNet18 with "
-        f"{weights}. Decode + preprocess per photo, best of {REPEATS}, median over the set. "
-        "The full path (`CLASSIFIER_DRAFT_DECODE=0`) decodes in full and runs torchvision's "
-        "published transform; the default path decodes at the smallest DCT scale holding the "
-        "256-pixel resize and resamples only the centre crop "
+        f"torch {machine['torch']}. Decode + preprocess per photo, best of "
+        f"{REPEATS}, median over the set.",
+        "",
+        "## The classifier",
+        "",
+        f"ResNet18 with {weights}. The full path (`CLASSIFIER_DRAFT_DECODE=0`) decodes in "
+        "full and runs torchvision's published transform; the default path decodes at the "
+        "smallest DCT scale holding the 256-pixel resize and resamples only the centre crop "
         "(`services/classifier/crop_resize.py`). Tensor differences are in the normalised "
         "input's units (ImageNet mean/std; one 8-bit step is up to 0.0175).",
         "",
@@ -149,13 +252,7 @@ def render_doc(machine: dict, trained: bool, sets: dict[str, dict]) -> str:
             f"{result['crop_tensor_max_abs']:.4f} | {result['crop_cosine_min']:.6f} | "
             f"{result['crop_top1_agreement']:.0%} |"
         )
-    lines += [
-        "",
-        "Only the classifier decodes this way: its answer does not depend on pixel "
-        "coordinates, and its transform resizes the shorter side to 256 first. The detector's "
-        "boxes are in the photo's own pixels and it draws on the photo, so it decodes in full "
-        "(`decode_min_side` None in its declaration).",
-    ]
+    lines += render_detector_doc(*detector)
     return "\n".join(lines) + "\n"
 
 
@@ -171,16 +268,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     classifier = Classifier(settings)
     classifier.load()
+    detector = Detector(
+        DetectorSettings.from_env(
+            {"WEIGHTS_DIR": str(args.weights_dir.resolve()), "DETECTOR_TORCH_THREADS": "1"}
+        )
+    )
+    detector.load()
     samples = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
     with tempfile.TemporaryDirectory() as work:
         phones = make_phone_photos(Path(work), args.photos)
-        sets = {
-            "sample photos (JPEG)": compare_set(classifier, samples, settings.serving.max_pixels),
-            "phone photos (12 MP, q92, half EXIF 6)": compare_set(
-                classifier, phones, settings.serving.max_pixels
-            ),
+        named = {
+            "sample photos (JPEG)": samples,
+            "phone photos (12 MP, q92, half EXIF 6)": phones,
         }
-    text = render_doc(describe_machine(), classifier.weights.trained, sets)
+        max_pixels = settings.serving.max_pixels
+        sets = {name: compare_set(classifier, paths, max_pixels) for name, paths in named.items()}
+        detector_sets = {
+            name: compare_detector_set(detector, paths, max_pixels) for name, paths in named.items()
+        }
+    text = render_doc(
+        describe_machine(),
+        classifier.weights.trained,
+        sets,
+        (detector.weights.trained, detector_sets),
+    )
     print(text)
     if not args.no_publish:
         DOC.write_text(text)

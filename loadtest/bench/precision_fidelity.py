@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from loadtest.bench.agreement import DETECTION_PARAMS, MATCH_IOU, detector_agreement
 from loadtest.bench.run_bench import describe_machine
 from loadtest.phone_photos import make_phone_photos
 from loadtest.photos import DEFAULT_PHOTOS_DIR
@@ -40,9 +41,6 @@ from services.kit.imaging import decode_photo
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC = REPO_ROOT / "docs" / "precision.md"
 SPEED_BATCH = 8
-MATCH_IOU = 0.5
-# Low enough that untrained stand-in weights leave detections to compare.
-DETECTION_PARAMS = {"conf_threshold": 0.1, "iou_threshold": 0.45, "max_detections": 100}
 
 
 # The reference: the network exactly as loaded (fp32 eager, channels_last, norms unfolded).
@@ -94,35 +92,6 @@ def classifier_agreement(reference: torch.Tensor, other: torch.Tensor) -> dict:
         "top1_agreement": float((reference.argmax(1) == other.argmax(1)).float().mean()),
         "top5_overlap": float(np.mean(overlap)),
         "prob_max_abs": float((reference - other).abs().max()),
-    }
-
-
-def iou(a: dict, b: dict) -> float:
-    ax1, ay1, ax2, ay2 = (a["box"][k] for k in ("x1", "y1", "x2", "y2"))
-    bx1, by1, bx2, by2 = (b["box"][k] for k in ("x1", "y1", "x2", "y2"))
-    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def detector_agreement(reference: list[list[dict]], other: list[list[dict]]) -> dict:
-    """Greedy one-to-one matching per photo: same class, IoU >= MATCH_IOU."""
-    total, matched, score_diffs = 0, 0, []
-    for ref_boxes, other_boxes in zip(reference, other, strict=True):
-        total += len(ref_boxes)
-        free = list(other_boxes)
-        for box in ref_boxes:
-            same = [o for o in free if o["class_id"] == box["class_id"]]
-            best = max(same, key=lambda o: iou(box, o), default=None)
-            if best is not None and iou(box, best) >= MATCH_IOU:
-                matched += 1
-                score_diffs.append(abs(box["confidence"] - best["confidence"]))
-                free.remove(best)
-    return {
-        "detections": total,
-        "extra": sum(len(o) for o in other) - matched,
-        "matched": matched / total if total else 1.0,
-        "score_max_abs": max(score_diffs, default=0.0),
     }
 
 

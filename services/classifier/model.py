@@ -65,7 +65,7 @@ class Classifier(VisionModel[None]):
         self.transform = published.transforms()
         # The published transform resizes the shorter side to this first: a JPEG can be
         # decoded at a DCT scale that still holds it (difference measured: docs/decode.md).
-        self.decode_min_side = int(self.transform.resize_size[0])
+        self.resize_side = int(self.transform.resize_size[0])
         self.categories: list[str] = list(published.meta["categories"])
         self.device = torch.device("cpu")
         self.dtype = torch.float32
@@ -94,7 +94,13 @@ class Classifier(VisionModel[None]):
             network, self.device, self.dtype, self.layout, serving.compile, serving.fold_batchnorm
         )
 
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, None]:
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.resize_side, self.resize_side  # both sides hold the shorter side's resize
+
+    def preprocess(
+        self, image: Image.Image, photo_size: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, None]:
+        # The answer is not in pixel coordinates: a smaller decode changes nothing here.
         if self.settings.serving.draft_decode:
             return classification_input(image, self.transform), None
         return self.transform(image), None

@@ -60,10 +60,6 @@ class VisionModel(ABC, Generic[MetaT]):
     renders: bool = False  # True: ``render`` answers ?render=1 / Accept: image/*
     jpeg_quality: int = 90
     weights: WeightsInfo  # set by load()
-    # The shorter side preprocessing needs: JPEGs are then decoded at the smallest DCT scale
-    # holding it (services.kit.imaging.decode_photo). None: always a full decode (a model
-    # whose answer is in pixel coordinates, or that draws on the photo).
-    decode_min_side: int | None = None
     dtype: torch.dtype = torch.float32  # the precision the model runs in, set by load()
 
     def parameters(self) -> list[Parameter]:
@@ -74,9 +70,21 @@ class VisionModel(ABC, Generic[MetaT]):
     def load(self) -> None:
         """Build the network, load the weights onto the configured device, set ``weights``."""
 
+    def decode_size(self, width: int, height: int) -> tuple[int, int] | None:
+        """The smallest picture preprocessing needs from a ``width`` x ``height`` photo: a
+        JPEG is then decoded at the smallest DCT scale holding it (1/2, 1/4, 1/8;
+        services.kit.imaging.decode_photo), unless the request renders. None (the default):
+        always a full decode."""
+        return None
+
     @abstractmethod
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, MetaT]:
-        """RGB image -> (input Tensor[C, H, W] on CPU, what postprocessing needs)."""
+    def preprocess(
+        self, image: Image.Image, photo_size: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, MetaT]:
+        """RGB image -> (input Tensor[C, H, W] on CPU, what postprocessing needs).
+
+        ``photo_size``: the photo's upright size as sent, given only when ``decode_size``
+        made the image smaller; an answer in pixel coordinates maps back to it."""
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

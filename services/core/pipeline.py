@@ -136,9 +136,6 @@ class InferencePipeline:
         with self.admission.admit():
             yield
 
-    def _decode_min_side(self) -> int | None:
-        return self.model.decode_min_side if self.settings.draft_decode else None
-
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             if not self._graph_sizes:
@@ -157,11 +154,13 @@ class InferencePipeline:
                 headers={"Retry-After": "1"},
             )
 
-    def run(self, blobs: list[bytes | Image.Image]) -> PipelineResult:
+    def run(self, blobs: list[bytes | Image.Image], full_decode: bool = False) -> PipelineResult:
         """Decode (encoded bytes; an RGB picture is taken as it is), preprocess and run
-        every image; raises ApiError on bad input."""
+        every image; raises ApiError on bad input. ``full_decode``: never a reduced-scale
+        decode (an answer drawn on the photo needs all of it)."""
         self.require_ready()
         assert self._batcher is not None
+        needed = None if full_decode or not self.settings.draft_decode else self.model.decode_size
         timings = {"decode": 0.0, "preprocess": 0.0}
         prepared: list[PreparedImage] = []
         tensors: list[torch.Tensor] = []
@@ -172,10 +171,13 @@ class InferencePipeline:
                         image, (width, height) = blob, blob.size
                     else:
                         image, (width, height) = decode_photo(
-                            blob, self.settings.max_pixels, self._decode_min_side()
+                            blob, self.settings.max_pixels, needed
                         )
                 with timed(timings, "preprocess"):
-                    tensor, meta = self.model.preprocess(image)
+                    if image.size == (width, height):
+                        tensor, meta = self.model.preprocess(image)
+                    else:
+                        tensor, meta = self.model.preprocess(image, (width, height))
                 prepared.append(PreparedImage(width, height, meta))
                 tensors.append(tensor)
             outputs = self._batcher.run(tensors, on_queued=queued)

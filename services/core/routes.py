@@ -108,7 +108,7 @@ def create_model_app(
                 "render_single_image",
                 "Rendering returns one picture: send one image with render=1.",
             )
-        result = pipeline.run(blobs)
+        result = pipeline.run(blobs, full_decode=picture_type is not None)
         g.timings_ms = result.timings_ms
         g.log_fields["images"] = len(result.images)
         with timed(result.timings_ms, "postprocess"):

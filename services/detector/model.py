@@ -2,7 +2,8 @@
 
 Loads the network from a darknet ``.cfg`` and either a darknet ``.weights`` file or a
 PyTorch ``state_dict`` of the same network; letterboxes on the way in and maps boxes back
-to original-image pixels on the way out (services.detector.yolo).
+to original-image pixels on the way out (services.detector.yolo). A JPEG answered in JSON is
+decoded at the smallest DCT scale still covering the letterbox (``*_DRAFT_DECODE``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from services.detector.darknet.weights import load_darknet_weights
 from services.detector.official import official_checksums
 from services.detector.render import render_detections
 from services.detector.settings import DetectorSettings
-from services.detector.yolo import LetterboxInfo, letterbox, postprocess
+from services.detector.yolo import LetterboxInfo, letterbox, letterbox_decode_size, postprocess
 from services.kit.parameters import Parameter
 from services.kit.settings import SettingsError
 from services.kit.weights import inspect_weights
@@ -102,8 +103,15 @@ class Detector(VisionModel[DetectorInput]):
             network, self.device, self.dtype, self.layout, serving.compile, serving.fold_batchnorm
         )
 
-    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, DetectorInput]:
-        tensor, info = letterbox(image, self.settings.input_size)
+    def decode_size(self, width: int, height: int) -> tuple[int, int] | None:
+        # Boxes are mapped back to the photo's pixels (preprocess gets its size); a request
+        # that renders decodes in full (the pipeline's full_decode).
+        return letterbox_decode_size(width, height, self.settings.input_size)
+
+    def preprocess(
+        self, image: Image.Image, photo_size: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, DetectorInput]:
+        tensor, info = letterbox(image, self.settings.input_size, photo_size)
         return tensor, DetectorInput(info, image)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ Boxes are ``xyxy`` (x1, y1, x2, y2) unless a name says ``xywh`` (centre x, centr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -50,12 +51,16 @@ class Detection(TypedDict):
     box: Box
 
 
-def letterbox(image: Image.Image, size: int) -> tuple[Tensor, LetterboxInfo]:
+def letterbox(
+    image: Image.Image, size: int, photo_size: tuple[int, int] | None = None
+) -> tuple[Tensor, LetterboxInfo]:
     """Resize ``image`` to fit a ``size`` x ``size`` square keeping aspect ratio, centred on grey.
 
     Args:
         image: any PIL image; converted to RGB (apply EXIF orientation before calling).
         size: side of the square network input in pixels.
+        photo_size: the photo's size when ``image`` is a reduced decode of it (draft): the
+            placement then maps the photo's pixels, so boxes come back in them.
 
     Returns:
         ``Tensor[3, size, size]`` float32 RGB in [0, 1] (border = 0.5) and the placement.
@@ -71,7 +76,20 @@ def letterbox(image: Image.Image, size: int) -> tuple[Tensor, LetterboxInfo]:
     pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
     canvas = torch.full((3, size, size), PAD_VALUE, dtype=torch.float32)
     canvas[:, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = pixels
+    if photo_size is not None:
+        # The picture spans new_w letterboxed pixels whatever scale it was decoded at.
+        photo_w, photo_h = photo_size
+        return canvas, LetterboxInfo(new_w / photo_w, pad_x, pad_y, photo_w, photo_h)
     return canvas, LetterboxInfo(scale, pad_x, pad_y, orig_w, orig_h)
+
+
+def letterbox_decode_size(width: int, height: int, size: int) -> tuple[int, int] | None:
+    """The smallest picture of a ``width`` x ``height`` photo that :func:`letterbox` to
+    ``size`` needs without enlarging it: its longer side at ``size``. None: no smaller."""
+    scale = size / max(width, height)
+    if scale >= 1:
+        return None
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
 def scale_boxes(boxes_xyxy: Tensor, info: LetterboxInfo) -> Tensor:

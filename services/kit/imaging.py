@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from services.kit.errors import ApiError
+
+# (stored width, height) -> the smallest picture a model needs from it, or None: full size.
+DecodeSize = Callable[[int, int], tuple[int, int] | None]
 
 # Formats a browser or camera produces; anything else Pillow can read is refused with 415.
 SUPPORTED_FORMATS = {"JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "MPO"}
@@ -74,15 +78,14 @@ _ORIENTATION_TAG = 0x0112
 
 
 def decode_photo(
-    data: bytes, max_pixels: int, min_side: int | None = None
+    data: bytes, max_pixels: int, needed: DecodeSize | None = None
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Like :func:`decode_image`, plus the photo's upright size as sent.
 
-    ``min_side``: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8: Pillow's
-    ``draft``) whose both sides still hold ``min_side`` pixels, a fraction of the work of a
-    full decode of a phone photo; the image is then smaller than the size returned. Only
-    for a model whose answer does not depend on pixel coordinates (a classifier resizing
-    to ``min_side`` anyway). Other formats are always decoded in full.
+    ``needed(width, height)``: the smallest picture the model needs from a photo of that
+    stored size; a JPEG is then decoded at the smallest DCT scale (1/2, 1/4, 1/8: Pillow's
+    ``draft``) still holding it, a fraction of the work of a full decode of a phone photo,
+    and the image is smaller than the size returned. Other formats are always decoded in full.
     """
     if not data:
         raise ApiError(400, "empty_image", "The uploaded image is empty.")
@@ -105,8 +108,9 @@ def decode_photo(
     try:
         image.seek(0)  # first frame of an animated GIF or a multi-page TIFF
         upright = (height, width) if _orientation(image) in _QUARTER_TURNS else (width, height)
-        if min_side and image.format in ("JPEG", "MPO"):
-            image.draft("RGB", (min_side, min_side))
+        wanted = needed(width, height) if needed and image.format in ("JPEG", "MPO") else None
+        if wanted:
+            image.draft("RGB", wanted)
         image.load()
         image = ImageOps.exif_transpose(image)
         return to_rgb(image), upright

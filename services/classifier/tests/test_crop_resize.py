@@ -33,7 +33,7 @@ def test_sample_photos_stay_within_one_step_of_the_preset(images_dir):
     photos = sorted(images_dir.glob("*.jpg"))
     assert photos
     for path in photos:
-        image, _ = decode_photo(path.read_bytes(), 50_000_000, 256)
+        image, _ = decode_photo(path.read_bytes(), 50_000_000, lambda w, h: (256, 256))
         expected, served = PRESET(image), classification_input(image, PRESET)
         assert served.shape == expected.shape == (3, 224, 224)
         assert served.dtype == torch.float32

@@ -169,3 +169,68 @@ def test_models_lists_the_endpoint_and_its_parameters_with_configured_defaults(d
         "maximum": 10000,
         "description": parameters["max_detections"]["description"],
     }
+
+
+def big_photo(images_dir) -> tuple[bytes, tuple[int, int]]:
+    """kite.jpg at twice its size (2704x1800): a JSON answer decodes it at 1/4."""
+    image = Image.open(images_dir / "kite.jpg")
+    image = image.resize((image.width * 2, image.height * 2))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue(), image.size
+
+
+@pytest.fixture
+def preprocessed_sizes(monkeypatch) -> list[tuple]:
+    """(image size, photo_size) of every preprocess call, the real one still running."""
+    from services.detector.model import Detector
+
+    calls: list[tuple] = []
+    real = Detector.preprocess
+
+    def recording(self, image, photo_size=None):
+        calls.append((image.size, photo_size))
+        return real(self, image, photo_size)
+
+    monkeypatch.setattr(Detector, "preprocess", recording)
+    return calls
+
+
+def test_a_json_answer_decodes_a_big_jpeg_smaller_with_boxes_in_its_pixels(
+    client, images_dir, preprocessed_sizes
+):
+    photo, (width, height) = big_photo(images_dir)
+    response = post(client, "/v1/detect?conf_threshold=0.05", photo)
+    assert response.status_code == 200, response.data
+    body = response.get_json()
+    assert body["image"] == {"width": width, "height": height}
+    assert preprocessed_sizes == [((width // 4, height // 4), (width, height))]
+    assert body["detections"]
+    for detection in body["detections"]:
+        box = detection["box"]
+        assert 0 <= box["x1"] <= box["x2"] <= width and 0 <= box["y1"] <= box["y2"] <= height
+
+
+def test_a_rendered_answer_decodes_the_photo_in_full(client, images_dir, preprocessed_sizes):
+    photo, size = big_photo(images_dir)
+    response = post(client, "/v1/detect?render=1&conf_threshold=0.05", photo)
+    assert response.status_code == 200
+    assert preprocessed_sizes == [(size, None)]
+    assert Image.open(io.BytesIO(response.data)).size == size
+
+
+def test_draft_decode_off_decodes_every_photo_in_full(
+    detector_files, images_dir, preprocessed_sizes
+):
+    environ = {
+        "WEIGHTS_DIR": str(detector_files),
+        "DETECTOR_MODEL": "yolov3-tiny",
+        "DETECTOR_TORCH_THREADS": "1",
+        "DETECTOR_DRAFT_DECODE": "0",
+    }
+    full_client = create_app(environ, load_in_background=False).test_client()
+    preprocessed_sizes.clear()  # the warm-up's
+    photo, size = big_photo(images_dir)
+    response = post(full_client, "/v1/detect", photo)
+    assert response.status_code == 200
+    assert preprocessed_sizes == [(size, None)]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 from PIL import Image
@@ -7,10 +9,12 @@ from PIL import Image
 from services.detector.yolo import (
     LetterboxInfo,
     letterbox,
+    letterbox_decode_size,
     postprocess,
     scale_boxes,
     xywh_to_xyxy,
 )
+from services.kit.imaging import decode_photo
 
 # Thresholds these tests were written for (postprocess itself has no defaults: the
 # service passes its configured ones).
@@ -139,3 +143,53 @@ def test_postprocess_accepts_half_precision_and_empty_input():
     pred = rows((100, 100, 20, 20, 0.9, 0, 1.0)).half()
     assert len(postprocess(pred, IDENTITY, **LOOSE)) == 1
     assert postprocess(torch.zeros(0, 85), IDENTITY, **LOOSE) == []
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "needed"),
+    [
+        (4032, 3024, (416, 312)),  # a phone photo: its longer side at the input size
+        (3024, 4032, (312, 416)),
+        (833, 500, (416, 250)),
+        (416, 300, None),  # no smaller picture covers the letterbox
+        (300, 200, None),
+    ],
+)
+def test_the_decode_size_covers_the_letterbox_with_the_longer_side(width, height, needed):
+    assert letterbox_decode_size(width, height, 416) == needed
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_draft_decoded_photo_maps_back_to_the_photos_own_pixels(orientation):
+    # A 4032x3024 JPEG with a white rectangle at a known place (upright coordinates).
+    upright = Image.new("RGB", (3024, 4032) if orientation == 6 else (4032, 3024), (40, 90, 60))
+    rect = (1000, 700, 2200, 1900)
+    upright.paste((255, 255, 255), rect)
+    stored = upright.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=92, exif=exif.tobytes())
+    data = buffer.getvalue()
+
+    def needed(w, h):
+        return letterbox_decode_size(w, h, 416)
+
+    full_image, photo_size = decode_photo(data, 40_000_000)
+    draft_image, same_size = decode_photo(data, 40_000_000, needed)
+    assert photo_size == same_size == upright.size
+    assert draft_image.size == (upright.width // 8, upright.height // 8)  # the 1/8 scale
+    full, full_info = letterbox(full_image, 416)
+    draft, draft_info = letterbox(draft_image, 416, photo_size)
+    assert (draft_info.orig_w, draft_info.orig_h) == upright.size
+    assert (draft_info.pad_x, draft_info.pad_y) == (full_info.pad_x, full_info.pad_y)
+    assert draft_info.scale == pytest.approx(full_info.scale, rel=1e-3)
+    assert float((full - draft).abs().mean()) < 2 / 255
+
+    # The rectangle found in each input maps back to where it is in the photo.
+    for tensor, info in ((full, full_info), (draft, draft_info)):
+        ys, xs = torch.nonzero(tensor.min(dim=0).values > 0.9, as_tuple=True)
+        found = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float)
+        mapped = scale_boxes(found, info)[0].tolist()
+        one_input_pixel = 1 / info.scale  # about 10 photo pixels
+        assert mapped == pytest.approx(list(rect), abs=2 * one_input_pixel)

@@ -164,10 +164,15 @@ def _jpeg(width: int, height: int, orientation: int | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def needs_256(width: int, height: int) -> tuple[int, int]:
+    """A classifier's need: both sides at least 256 pixels."""
+    return 256, 256
+
+
 def test_draft_decoding_keeps_the_needed_side_and_reports_the_size_as_sent():
     from services.kit.imaging import decode_photo
 
-    image, size = decode_photo(_jpeg(4032, 3024), 40_000_000, min_side=256)
+    image, size = decode_photo(_jpeg(4032, 3024), 40_000_000, needs_256)
     assert size == (4032, 3024)
     assert min(image.size) >= 256 and image.size == (504, 378)  # 1/8 DCT scale
     full, _ = decode_photo(_jpeg(4032, 3024), 40_000_000)
@@ -177,7 +182,7 @@ def test_draft_decoding_keeps_the_needed_side_and_reports_the_size_as_sent():
 def test_draft_decoding_of_a_sideways_phone_photo_is_upright():
     from services.kit.imaging import decode_photo
 
-    image, size = decode_photo(_jpeg(4032, 3024, orientation=6), 40_000_000, min_side=256)
+    image, size = decode_photo(_jpeg(4032, 3024, orientation=6), 40_000_000, needs_256)
     assert size == (3024, 4032)  # upright, as the services report it
     assert image.size == (378, 504)
 
@@ -191,5 +196,6 @@ def test_draft_decoding_leaves_other_formats_and_small_photos_whole():
 
     buffer = io.BytesIO()
     Image.new("RGB", (1200, 900)).save(buffer, "PNG")
-    assert decode_photo(buffer.getvalue(), 40_000_000, min_side=256)[0].size == (1200, 900)
-    assert decode_photo(_jpeg(300, 260), 40_000_000, min_side=256)[0].size == (300, 260)
+    assert decode_photo(buffer.getvalue(), 40_000_000, needs_256)[0].size == (1200, 900)
+    assert decode_photo(_jpeg(300, 260), 40_000_000, needs_256)[0].size == (300, 260)
+    assert decode_photo(_jpeg(4032, 3024), 40_000_000, lambda w, h: None)[0].size == (4032, 3024)
