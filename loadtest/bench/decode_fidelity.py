@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -39,21 +41,30 @@ from services.kit.imaging import decode_photo
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC = REPO_ROOT / "docs" / "decode.md"
 REPEATS = 3
+T = TypeVar("T")
+
+
+def best_time(run: Callable[[], T]) -> tuple[T, float]:
+    """``run()``'s result and its best time of REPEATS, in milliseconds."""
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        result = run()
+        best = min(best, (time.perf_counter() - started) * 1000)
+    return result, best
 
 
 def timed_path(classifier: Classifier, data: bytes, max_pixels: int, fast: bool):
     """(input tensor, best of REPEATS decode + preprocess milliseconds) of one path."""
     needed = classifier.decode_size if fast else None
-    best = float("inf")
-    for _ in range(REPEATS):
-        started = time.perf_counter()
+
+    def run() -> torch.Tensor:
         image, _size = decode_photo(data, max_pixels, needed)
         if fast:
-            tensor = classification_input(image, classifier.transform)
-        else:
-            tensor = classifier.transform(image)
-        best = min(best, (time.perf_counter() - started) * 1000)
-    return tensor, best
+            return classification_input(image, classifier.transform)
+        return classifier.transform(image)
+
+    return best_time(run)
 
 
 def compare_set(classifier: Classifier, paths: list[Path], max_pixels: int) -> dict:
@@ -109,12 +120,12 @@ def compare_set(classifier: Classifier, paths: list[Path], max_pixels: int) -> d
 def detector_path(detector: Detector, data: bytes, max_pixels: int, fast: bool):
     """(input tensor, meta, best of REPEATS decode + preprocess ms) as the request path runs."""
     needed = detector.decode_size if fast else None
-    best = float("inf")
-    for _ in range(REPEATS):
-        started = time.perf_counter()
+
+    def run():
         image, photo_size = decode_photo(data, max_pixels, needed)
-        tensor, meta = detector.preprocess(image, None if image.size == photo_size else photo_size)
-        best = min(best, (time.perf_counter() - started) * 1000)
+        return detector.preprocess(image, None if image.size == photo_size else photo_size)
+
+    (tensor, meta), best = best_time(run)
     return tensor, meta, best
 
 

@@ -11,15 +11,20 @@ from services.core.declaration import UNTRAINED_WARNING
 from services.detector.app import create_app
 
 
-@pytest.fixture(scope="module")
-def client(detector_files):
+def tiny_client(detector_files, **settings: str):
+    """A loaded yolov3-tiny app's test client, with ``settings`` added to its environment."""
     environ = {
         "WEIGHTS_DIR": str(detector_files),
         "DETECTOR_MODEL": "yolov3-tiny",
         "DETECTOR_TORCH_THREADS": "1",
-        "DETECTOR_MAX_IMAGES": "3",
+        **settings,
     }
     return create_app(environ, load_in_background=False).test_client()
+
+
+@pytest.fixture(scope="module")
+def client(detector_files):
+    return tiny_client(detector_files, DETECTOR_MAX_IMAGES="3")
 
 
 def post(client, path: str, photo: bytes, **kwargs):
@@ -150,13 +155,7 @@ def test_rendered_answers_record_their_stages_too(client, images_dir):
 
 
 def test_models_lists_the_endpoint_and_its_parameters_with_configured_defaults(detector_files):
-    environ = {
-        "WEIGHTS_DIR": str(detector_files),
-        "DETECTOR_MODEL": "yolov3-tiny",
-        "DETECTOR_TORCH_THREADS": "1",
-        "DETECTOR_CONF_THRESHOLD": "0.3",
-    }
-    client = create_app(environ, load_in_background=False).test_client()
+    client = tiny_client(detector_files, DETECTOR_CONF_THRESHOLD="0.3")
     (entry,) = client.get("/v1/models").get_json()["models"]
     assert entry["endpoint"]["path"] == "/v1/detect" and entry["endpoint"]["renders"] is True
     parameters = {p["name"]: p for p in entry["endpoint"]["parameters"]}
@@ -222,13 +221,7 @@ def test_a_rendered_answer_decodes_the_photo_in_full(client, images_dir, preproc
 def test_draft_decode_off_decodes_every_photo_in_full(
     detector_files, images_dir, preprocessed_sizes
 ):
-    environ = {
-        "WEIGHTS_DIR": str(detector_files),
-        "DETECTOR_MODEL": "yolov3-tiny",
-        "DETECTOR_TORCH_THREADS": "1",
-        "DETECTOR_DRAFT_DECODE": "0",
-    }
-    full_client = create_app(environ, load_in_background=False).test_client()
+    full_client = tiny_client(detector_files, DETECTOR_DRAFT_DECODE="0")
     preprocessed_sizes.clear()  # the warm-up's
     photo, size = big_photo(images_dir)
     response = post(full_client, "/v1/detect", photo)
