@@ -10,6 +10,12 @@ import signal
 from pathlib import Path
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the ")" that closes the command name: state, ppid, ...
+    (field 19 is the start time). OSError when the process is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def process_tree(root: int) -> dict[int, str]:
     """Every live descendant of ``root``: pid -> its start time (to tell a reused pid)."""
     children: dict[int, list[int]] = {}
@@ -18,8 +24,7 @@ def process_tree(root: int) -> dict[int, str]:
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError):
-            # Fields after the ")" that closes the command name: state, ppid, ...
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(entry.name)
             pid = int(entry.name)
             children.setdefault(int(fields[1]), []).append(pid)
             started[pid] = fields[19]
@@ -37,7 +42,7 @@ def kill_leftovers(tree: dict[int, str]) -> list[int]:
     killed = []
     for pid, start in tree.items():
         with contextlib.suppress(OSError, IndexError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(pid)
             if fields[19] != start:
                 continue  # the pid now belongs to another process
             if fields[0] == "Z":

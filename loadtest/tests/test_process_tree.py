@@ -8,16 +8,15 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
-from loadtest.bench.process_tree import kill_leftovers, process_tree
+from loadtest.bench.process_tree import kill_leftovers, process_tree, stat_fields
 
 
 def wait_until_gone(pid: int, deadline_s: float = 10) -> bool:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = stat_fields(pid)[0]
         except FileNotFoundError:
             return True
         if state == "Z":
