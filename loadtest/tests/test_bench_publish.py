@@ -143,4 +143,17 @@ def test_the_cpu_table_splits_the_stack_and_names_the_client():
         "(classifier replicas 25.0, nginx 0.8) | 1.2 | 0.4 |"
     )
     assert row in text
+    assert "**Not saturated:** this stack (nginx + gunicorn replicas) (82%)" in text
     assert "Where the CPU went" not in publish.markdown(RESULTS)  # runs without CPU figures
+
+
+def test_a_saturated_run_is_not_flagged():
+    busy_level = {
+        **level(16, 60.0, 300),
+        "cpu_s": {"classifier replicas": 38.0, "load client": 1.5, "nginx": 0.5},
+        "cpu_ms_per_image": {"classifier replicas": 31.7, "load client": 1.25, "nginx": 0.4},
+    }
+    results = {**RESULTS, "runs": [{**RESULTS["runs"][0], "levels": [busy_level]}]}
+    text = publish.markdown(results)
+    assert "| 16 | 60.0 | 100% |" in text
+    assert "Not saturated" not in text
