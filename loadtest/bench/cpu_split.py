@@ -17,6 +17,9 @@ from pathlib import Path
 CLIENT = "load client"
 OTHER = "other work"
 SERVER = "server"
+# At the highest concurrency a closed loop keeps every core busy; below this a server either
+# cannot use them all or was disturbed (seen on a shared host: 89 % against the others' 98 %).
+SATURATED_BUSY = 0.95
 # Command-line fragment -> group, for the stack's own processes; the first match wins.
 STACK_GROUPS = (
     ("nginx", "nginx"),
@@ -94,3 +97,8 @@ def per_image_ms(seconds: dict[str, float], images: int) -> dict[str, float]:
     if images <= 0:
         return {}
     return {group: round(1000 * used / images, 2) for group, used in seconds.items()}
+
+
+def busy_fraction(seconds: dict[str, float], window_s: float, cpus: int) -> float:
+    """Share of the machine's CPU time the window's processes used (every group counted)."""
+    return sum(seconds.values()) / (window_s * max(1, cpus))
