@@ -37,6 +37,28 @@ class ProcessTimes:
     cpu_s: float  # user + system since the process started
 
 
+@dataclass(frozen=True)
+class HostTicks:
+    """The machine's CPU time since boot, in clock ticks (the first line of /proc/stat)."""
+
+    total: int
+    idle: int  # idle + iowait
+    steal: int  # ready to run, but the hypervisor ran another guest
+
+
+def host_ticks(stat: Path = Path("/proc/stat")) -> HostTicks:
+    # user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+    values = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:9]]
+    values += [0] * (8 - len(values))  # kernels without the steal column
+    return HostTicks(sum(values), values[3] + values[4], values[7])
+
+
+def steal_fraction(before: HostTicks, after: HostTicks) -> float:
+    """Share of the machine's CPU time between two readings that the hypervisor took: lost
+    throughput that no process's CPU time shows."""
+    return (after.steal - before.steal) / max(1, after.total - before.total)
+
+
 def process_times(proc: Path = Path("/proc")) -> dict[int, ProcessTimes]:
     """Every process's CPU time now (processes that vanish while read are skipped)."""
     ticks = os.sysconf("SC_CLK_TCK")

@@ -162,7 +162,7 @@ def task_section(results: dict, task: str) -> list[str]:
 def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
     """Where the CPU went at each contender's highest concurrency (loadtest/bench/cpu_split.py)."""
     cpus = results.get("machine", {}).get("cpus") or 1
-    rows, unsaturated, remeasured = [], [], []
+    rows, unsaturated, remeasured, steal = [], [], [], []
     for name, run in runs.items():
         level = run["levels"][-1] if run["levels"] else {}
         per_image = level.get("cpu_ms_per_image")
@@ -174,6 +174,8 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
         busy = busy_fraction(level["cpu_s"], level["window_s"], cpus)
         if busy < SATURATED_BUSY:
             unsaturated.append(f"{LABELS[name]} ({busy:.0%})")
+        if level.get("steal") is not None:
+            steal.append(f"{LABELS[name]} {level['steal']:.0%}")
         if first := level.get("first_window"):
             remeasured.append(
                 f"{LABELS[name]} (first window {first['busy']:.0%} busy, "
@@ -208,6 +210,16 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
                 "",
             ]
             if unsaturated
+            else []
+        ),
+        *(
+            [
+                "Steal time in those windows (CPU time this virtual machine was ready to use "
+                "but the hypervisor gave to other guests: lost throughput that no process's CPU "
+                f"time and no idle share shows): {', '.join(steal)}.",
+                "",
+            ]
+            if steal
             else []
         ),
         *(

@@ -37,8 +37,10 @@ from loadtest.bench.cpu_split import (
     SATURATED_BUSY,
     busy_fraction,
     cpu_split,
+    host_ticks,
     per_image_ms,
     process_times,
+    steal_fraction,
 )
 from loadtest.bench.peer_catalog import PEERS
 from loadtest.bench.peer_venv import PeerUnavailable, ensure_peer_venv
@@ -96,15 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def cpu_busy_fraction(seconds: float = 2.0) -> float:
     """Share of the machine's CPU time spent busy over ``seconds`` (others' load, when idle)."""
 
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = values[3] + values[4]
-        return sum(values), idle
-
-    total_0, idle_0 = sample()
+    before = host_ticks()
     time.sleep(seconds)
-    total_1, idle_1 = sample()
-    return 1.0 - (idle_1 - idle_0) / max(1, total_1 - total_0)
+    after = host_ticks()
+    return 1.0 - (after.idle - before.idle) / max(1, after.total - before.total)
 
 
 def busy_once_quiet(
@@ -311,7 +308,9 @@ class Bench:
             self.args.warmup,
             self.args.duration,
             self.args.seed,
-            on_window=lambda edge, taken=snapshots: taken.update({edge: process_times()}),
+            on_window=lambda edge, taken=snapshots: taken.update(
+                {edge: process_times(), f"{edge} host": host_ticks()}
+            ),
         )
         split = cpu_split(snapshots["start"], snapshots["end"], os.getpid())
         p95 = "-" if result.p95_ms is None else f"{result.p95_ms:.0f} ms"
@@ -326,6 +325,7 @@ class Bench:
             **result.as_dict(),
             "cpu_s": {group: round(used, 3) for group, used in split.items()},
             "cpu_ms_per_image": per_image_ms(split, result.answers - result.failures),
+            "steal": round(steal_fraction(snapshots["start host"], snapshots["end host"]), 3),
         }
 
     def stack(self, compiled: bool = False) -> None:
@@ -403,6 +403,7 @@ def first_window_summary(level: dict, cpus: int) -> dict:
     return {
         "busy": round(level_busy(level, cpus), 3),
         **{key: level[key] for key in ("images_per_s", "p95_ms", "answers", "failures")},
+        "steal": level.get("steal"),
     }
 
 

@@ -157,3 +157,19 @@ def test_a_saturated_run_is_not_flagged():
     text = publish.markdown(results)
     assert "| 16 | 60.0 | 100% |" in text
     assert "Not saturated" not in text
+
+
+def test_steal_time_is_published_beside_the_cpu_table():
+    stolen = {
+        **level(16, 50.0, 300),
+        "cpu_s": {"classifier replicas": 33.0, "load client": 1.5},
+        "cpu_ms_per_image": {"classifier replicas": 33.0, "load client": 1.5},
+        "steal": 0.12,
+    }
+    results = {**RESULTS, "runs": [{**RESULTS["runs"][0], "levels": [stolen]}]}
+    text = publish.markdown(results)
+    assert "ready to use but the hypervisor gave to other guests" in text
+    assert "this stack (nginx + gunicorn replicas) 12%." in text
+    assert "Steal time" not in publish.markdown(
+        {**RESULTS, "runs": [{**RESULTS["runs"][0], "levels": [{**stolen, "steal": None}]}]}
+    )

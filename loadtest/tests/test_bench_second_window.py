@@ -25,6 +25,7 @@ def window(concurrency: int, rate: float, busy_s: float) -> dict:
         "first_failure": None,
         "cpu_s": {"server": busy_s - 1.0, "load client": 1.0},
         "cpu_ms_per_image": {"server": 10 * (busy_s - 1.0), "load client": 10.0},
+        "steal": 0.01,
     }
 
 
@@ -71,6 +72,7 @@ def test_an_idle_highest_level_gets_a_second_window_and_keeps_the_first(tmp_path
         "p95_ms": 200.0,
         "answers": 100,
         "failures": 0,
+        "steal": 0.01,
     }
     assert "first_window" not in levels[0]  # only the highest level is checked
 

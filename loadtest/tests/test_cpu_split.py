@@ -14,8 +14,10 @@ from loadtest.bench.cpu_split import (
     SERVER,
     ProcessTimes,
     cpu_split,
+    host_ticks,
     per_image_ms,
     process_times,
+    steal_fraction,
 )
 
 # Burns about 0.3 s of CPU, then exits: bounded, whatever the machine.
@@ -72,3 +74,21 @@ def test_grouping_follows_the_process_tree_and_the_command_line():
     )
     assert per_image_ms({"nginx": 1.0}, 500) == {"nginx": 2.0}
     assert per_image_ms({"nginx": 1.0}, 0) == {}
+
+
+def test_steal_is_the_hypervisors_share_of_the_machines_time(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n")
+    before = host_ticks(stat)
+    stat.write_text("cpu  250 0 100 1400 50 0 0 200 30 0\n")
+    after = host_ticks(stat)
+    assert (before.total, before.idle, before.steal) == (1000, 850, 0)
+    # 1000 ticks passed (guest time is inside user): 200 stolen, 600 idle
+    assert steal_fraction(before, after) == 0.2
+    assert after.idle - before.idle == 600
+
+
+def test_a_kernel_without_a_steal_column_reads_as_no_steal(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 50\n")
+    assert host_ticks(stat).steal == 0
