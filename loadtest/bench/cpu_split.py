@@ -20,6 +20,8 @@ SERVER = "server"
 # At the highest concurrency a closed loop keeps every core busy; below this a server either
 # cannot use them all or was disturbed (seen on a shared host: 89 % against the others' 98 %).
 SATURATED_BUSY = 0.95
+# A window in which the hypervisor took this much of the machine measured a slower machine.
+STEAL_DISTURBED = 0.05
 # Command-line fragment -> group, for the stack's own processes; the first match wins.
 STACK_GROUPS = (
     ("nginx", "nginx"),

@@ -21,7 +21,13 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from loadtest.bench.cpu_split import CLIENT, OTHER, SATURATED_BUSY, busy_fraction
+from loadtest.bench.cpu_split import (
+    CLIENT,
+    OTHER,
+    SATURATED_BUSY,
+    STEAL_DISTURBED,
+    busy_fraction,
+)
 from loadtest.bench.peer_catalog import PEERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +165,10 @@ def task_section(results: dict, task: str) -> list[str]:
     return lines
 
 
+def _clients(concurrency: int) -> str:
+    return f"{concurrency} client" + ("" if concurrency == 1 else "s")
+
+
 def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
     """Where the CPU went at each contender's highest concurrency (loadtest/bench/cpu_split.py)."""
     cpus = results.get("machine", {}).get("cpus") or 1
@@ -176,11 +186,13 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
             unsaturated.append(f"{LABELS[name]} ({busy:.0%})")
         if level.get("steal") is not None:
             steal.append(f"{LABELS[name]} {level['steal']:.0%}")
-        if first := level.get("first_window"):
-            remeasured.append(
-                f"{LABELS[name]} (first window {first['busy']:.0%} busy, "
-                f"{_rate(first['images_per_s'])} images/s)"
-            )
+        for measured in run["levels"]:
+            if first := measured.get("first_window"):
+                stolen = f", {first['steal']:.0%} steal" if first.get("steal") is not None else ""
+                remeasured.append(
+                    f"{LABELS[name]} at {_clients(measured['concurrency'])} (first window "
+                    f"{first['busy']:.0%} busy{stolen}, {_rate(first['images_per_s'])} images/s)"
+                )
         rows.append(
             f"| {LABELS[name]} | {level['concurrency']} | {_rate(level['images_per_s'])} | "
             f"{busy:.0%} | **{_ms_fine(sum(own.values()))}**"
@@ -224,10 +236,11 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
         ),
         *(
             [
-                f"**Re-measured:** {', '.join(remeasured)}: the CPU was under "
-                f"{SATURATED_BUSY:.0%} busy in the first window at the highest concurrency, so "
-                "the bench measured that level once more (it does so for every contender); the "
-                "tables show the second window, results.json keeps both.",
+                f"**Re-measured:** {', '.join(remeasured)}. A window is measured once more, "
+                "for every contender alike, when the hypervisor took "
+                f"{STEAL_DISTURBED:.0%} or more of the CPU in it, or when the CPU was under "
+                f"{SATURATED_BUSY:.0%} busy at the highest concurrency; the tables show the "
+                "second window, results.json keeps both.",
                 "",
             ]
             if remeasured

@@ -35,6 +35,7 @@ from loadtest.bench import contenders
 from loadtest.bench.client import run_level
 from loadtest.bench.cpu_split import (
     SATURATED_BUSY,
+    STEAL_DISTURBED,
     busy_fraction,
     cpu_split,
     host_ticks,
@@ -267,23 +268,22 @@ class Bench:
                 self.save()
 
     def load(self, contender: str, task: str, endpoint: contenders.Endpoint, busy: float) -> None:
-        levels = [self.measure(contender, task, endpoint, c) for c in self.args.concurrency]
         cpus = self.results["machine"]["cpus"]
-        if levels and needs_second_window(levels[-1], cpus):
-            # A closed loop at the highest concurrency saturates a server that can use every
-            # core: an idle share means the host held it back, or it cannot (one GIL). Either
-            # way one more window, for every contender alike; both are kept.
-            first = levels[-1]
-            print(
-                f"bench: {contender} c={first['concurrency']}: CPU "
-                f"{level_busy(first, cpus):.0%} busy, under {SATURATED_BUSY:.0%}; measuring "
-                "that level once more",
-                flush=True,
-            )
-            levels[-1] = {
-                **self.measure(contender, task, endpoint, first["concurrency"]),
-                "first_window": first_window_summary(first, cpus),
-            }
+        levels = []
+        for index, concurrency in enumerate(self.args.concurrency):
+            level = self.measure(contender, task, endpoint, concurrency)
+            highest = index == len(self.args.concurrency) - 1
+            if reason := disturbance(level, cpus, highest):
+                # One more window, for every contender alike; the first is kept beside it.
+                print(
+                    f"bench: {contender} c={concurrency}: {reason}; measuring that level once more",
+                    flush=True,
+                )
+                level = {
+                    **self.measure(contender, task, endpoint, concurrency),
+                    "first_window": first_window_summary(level, cpus),
+                }
+            levels.append(level)
         self.results["runs"].append(
             {
                 "contender": contender,
@@ -393,9 +393,18 @@ def level_busy(level: dict, cpus: int) -> float:
     return busy_fraction(level["cpu_s"], level["window_s"], cpus)
 
 
-def needs_second_window(level: dict, cpus: int) -> bool:
-    """The highest level left the CPU idle (and has CPU figures to say so)."""
-    return bool(level.get("cpu_s")) and level_busy(level, cpus) < SATURATED_BUSY
+def disturbance(level: dict, cpus: int, highest: bool) -> str | None:
+    """Why a window does not measure the contender on this machine, or None. A closed loop at
+    the highest concurrency keeps a server that can use every core busy: an idle share means
+    the host held it back, or the server cannot (one GIL). At any level, steal means the
+    hypervisor ran other guests on these cores."""
+    if not level.get("cpu_s"):
+        return None
+    if (level.get("steal") or 0.0) >= STEAL_DISTURBED:
+        return f"{level['steal']:.0%} of the CPU stolen by the hypervisor"
+    if highest and level_busy(level, cpus) < SATURATED_BUSY:
+        return f"CPU {level_busy(level, cpus):.0%} busy, under {SATURATED_BUSY:.0%}"
+    return None
 
 
 def first_window_summary(level: dict, cpus: int) -> dict:
