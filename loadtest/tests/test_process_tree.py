@@ -25,6 +25,15 @@ def wait_until_gone(pid: int, deadline_s: float = 10) -> bool:
     return False
 
 
+def wait_until_session_leader(pid: int, deadline_s: float = 10) -> None:
+    """``$!`` is known before the child has called setsid(): a group stop sent in between
+    would still reach it, so wait until it leads a session of its own."""
+    deadline = time.monotonic() + deadline_s
+    while stat_fields(pid)[3] != str(pid):  # field 6 of stat, the session id
+        assert time.monotonic() < deadline, f"{pid} never left its parent's session"
+        time.sleep(0.01)
+
+
 def test_a_child_in_its_own_session_survives_the_group_stop_and_is_killed_after():
     # The parent starts a child in a new session (out of the parent's process group), prints
     # its pid and waits.
@@ -36,6 +45,7 @@ def test_a_child_in_its_own_session_survives_the_group_stop_and_is_killed_after(
     )
     child = int(server.stdout.readline())
     try:
+        wait_until_session_leader(child)
         tree = process_tree(server.pid)
         assert child in tree
         os.killpg(server.pid, signal.SIGTERM)
