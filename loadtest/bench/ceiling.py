@@ -15,7 +15,11 @@ channels_last): the bench runs both, so the ceiling is the faster one. ``--fold-
 folds each batch norm into its convolution as the services do by default (exact fp32 to
 rounding). ``--compile`` adds
 torch.compile (inductor, frozen weights, one static graph per batch size, built in the
-unmeasured warm-up pass): exact fp32 too, and the bench runs it as well.
+unmeasured warm-up pass): exact fp32 too, and the bench runs it as well. ``--with-decoding``
+puts the services' own input path in the loop: every batch is decoded from the photos' JPEG
+bytes and preprocessed as a replica does it (draft decoding, crop resampling or letterbox),
+then run; the most a server that decodes its own photos could reach with HTTP and its client
+for free.
 
 Prints (or writes to --out) JSON: per batch size images/s and the p50/p95/p99 of one batch's
 model time; ``best`` is the batch size with the most images/s.
@@ -29,6 +33,7 @@ import json
 import multiprocessing
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +74,32 @@ def build(task: str, weights_dir: Path, detector_model: str, photos_dir: Path):
     return network.eval(), tensors
 
 
+def service_input_path(task: str, weights_dir: Path, detector_model: str) -> Callable:
+    """``prepare(jpeg bytes) -> Tensor[C, H, W]``: decode and preprocess exactly as a replica
+    with the default settings does (services.core.pipeline), without loading its network."""
+    from services.core.pipeline import preprocess_decoded
+    from services.kit.imaging import decode_photo
+
+    env = {"WEIGHTS_DIR": str(weights_dir.resolve()), "DETECTOR_MODEL": detector_model}
+    if task == "classify":
+        from services.classifier.model import Classifier
+        from services.classifier.settings import ClassifierSettings
+
+        model = Classifier(ClassifierSettings.from_env(env))
+    else:
+        from services.detector.model import Detector
+        from services.detector.settings import DetectorSettings
+
+        model = Detector(DetectorSettings.from_env(env))
+    serving = model.settings.serving
+    needed = model.decode_size if serving.draft_decode else None
+
+    def prepare(data: bytes):
+        return preprocess_decoded(model, *decode_photo(data, serving.max_pixels, needed))[0]
+
+    return prepare
+
+
 def sweep(args: argparse.Namespace, barrier=None) -> list[dict]:
     import torch
 
@@ -85,11 +116,23 @@ def sweep(args: argparse.Namespace, barrier=None) -> list[dict]:
         compiled=args.compile,
         folded=args.fold_batchnorm,
     )
+    if args.with_decoding:
+        prepare = service_input_path(args.task, args.weights_dir, args.detector_model)
+        encoded = [photo.data for photo in load_photos(args.photos)]
+
+    def next_batch(batch_size: int, start: int):
+        if not args.with_decoding:
+            batch = torch.stack([tensors[i % len(tensors)] for i in range(batch_size)])
+        else:  # another run of the photos each time: decoding costs differ between them
+            batch = torch.stack(
+                [prepare(encoded[(start + i) % len(encoded)]) for i in range(batch_size)]
+            )
+        return batch.contiguous(memory_format=layout)
+
     results = []
     with torch.inference_mode():
         for batch_size in args.batches:
-            batch = torch.stack([tensors[i % len(tensors)] for i in range(batch_size)])
-            batch = batch.contiguous(memory_format=layout)
+            batch = next_batch(batch_size, 0)
             network(batch)  # warm-up: allocator, kernels (and the compiled graph) for this shape
             if barrier is not None:
                 barrier.wait()
@@ -97,6 +140,8 @@ def sweep(args: argparse.Namespace, barrier=None) -> list[dict]:
             started = time.perf_counter()
             while time.perf_counter() - started < args.seconds or len(latencies) < MIN_ITERATIONS:
                 tick = time.perf_counter()
+                if args.with_decoding:
+                    batch = next_batch(batch_size, len(latencies) * batch_size)
                 network(batch)
                 latencies.append((time.perf_counter() - tick) * 1000)
             elapsed = time.perf_counter() - started
@@ -158,6 +203,7 @@ def run(args: argparse.Namespace) -> dict:
         "memory_format": args.memory_format,
         "compiled": args.compile,
         "folded_batchnorm": args.fold_batchnorm,
+        "with_decoding": args.with_decoding,
         "per_batch": per_batch,
         "best": best,
     }
@@ -180,6 +226,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile (inductor)")
     parser.add_argument(
         "--fold-batchnorm", action="store_true", help="batch norms folded into the convolutions"
+    )
+    parser.add_argument(
+        "--with-decoding",
+        action="store_true",
+        help="decode and preprocess every batch from the JPEG bytes, as the services do",
     )
     args = parser.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]

@@ -34,6 +34,7 @@ from loadtest.photos import DEFAULT_PHOTOS_DIR
 from services.classifier.crop_resize import classification_input
 from services.classifier.model import Classifier
 from services.classifier.settings import ClassifierSettings
+from services.core.pipeline import preprocess_decoded
 from services.detector.model import Detector
 from services.detector.settings import DetectorSettings
 from services.kit.imaging import decode_photo
@@ -122,8 +123,7 @@ def detector_path(detector: Detector, data: bytes, max_pixels: int, fast: bool):
     needed = detector.decode_size if fast else None
 
     def run():
-        image, photo_size = decode_photo(data, max_pixels, needed)
-        return detector.preprocess(image, None if image.size == photo_size else photo_size)
+        return preprocess_decoded(detector, *decode_photo(data, max_pixels, needed))
 
     (tensor, meta), best = best_time(run)
     return tensor, meta, best

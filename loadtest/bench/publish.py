@@ -28,7 +28,9 @@ from loadtest.bench.cpu_split import (
     STEAL_DISTURBED,
     busy_fraction,
 )
+from loadtest.bench.goals import goals_section
 from loadtest.bench.peer_catalog import PEERS
+from loadtest.bench.results_view import fastest_ceiling, level
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
@@ -78,21 +80,10 @@ def runs_for(results: dict, task: str) -> dict[str, dict]:
     return {name: runs[name] for name in ORDER if name in runs}
 
 
-def level(run: dict | None, concurrency: int) -> dict | None:
-    if run is None:
-        return None
-    return next((lv for lv in run["levels"] if lv["concurrency"] == concurrency), None)
-
-
 def ceiling_of(results: dict, task: str, processes: int = 1) -> dict | None:
-    """The fastest ceiling with ``processes`` copies, whatever its layout or compilation: the
-    stack is compared with the best the bare model reached."""
-    entries = [
-        entry
-        for entry in results.get("ceiling", {}).get(task, [])
-        if entry["processes"] == processes
-    ]
-    return max(entries, key=lambda entry: entry["best"]["images_per_s"], default=None)
+    """The fastest bare ceiling with ``processes`` copies, whatever its layout or
+    compilation: the stack is compared with the best the bare model reached."""
+    return fastest_ceiling(results, task, processes=processes)
 
 
 def layout_label(entry: dict) -> str:
@@ -101,7 +92,8 @@ def layout_label(entry: dict) -> str:
     label = entry.get("memory_format", "contiguous")
     if entry.get("folded_batchnorm"):
         label += " + folded batch norms"
-    return label + (" + torch.compile" if entry.get("compiled") else "")
+    label += " + torch.compile" if entry.get("compiled") else ""
+    return label + (" + **decoding and preprocessing**" if entry.get("with_decoding") else "")
 
 
 def best_rate(run: dict | None) -> float | None:
@@ -120,7 +112,9 @@ def task_section(results: dict, task: str) -> list[str]:
     if ceilings:
         lines += [
             "Ceiling (the bare model in one process on preprocessed tensors, no HTTP, no "
-            "decoding):",
+            "decoding; the rows *with decoding and preprocessing* put the services' own input "
+            "path in the loop, at the batch sizes a replica forms, and are not a ceiling the "
+            "stack is compared with):",
             "",
             "| layout | best batch | images/s | batch time p50 / p95 / p99 ms | "
             "images/s by batch size |",
@@ -401,7 +395,7 @@ def settings_section(results: dict) -> list[str]:
 
 
 def markdown(results: dict) -> str:
-    lines = [*machine_section(results)]
+    lines = [*machine_section(results), *goals_section(results)]
     for task in ("classify", "detect"):
         lines += task_section(results, task)
     lines += settings_section(results)

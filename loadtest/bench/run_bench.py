@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.bench import contenders
@@ -48,6 +49,9 @@ from loadtest.bench.peer_venv import PeerUnavailable, ensure_peer_venv
 from loadtest.bench.publish import BUSY_WARNING, document_path, write_outputs
 from loadtest.phone_photos import make_phone_photos
 from loadtest.photos import DEFAULT_PHOTOS_DIR, load_photos
+from services.core.pipeline import compiled_batch_sizes
+from services.detector.settings import DEFAULT_MAX_BATCH as DETECTOR_MAX_BATCH
+from services.kit.settings import DEFAULT_MAX_BATCH
 from services.kit.weights import inspect_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +59,7 @@ CONTENDERS = ("ceiling", "stack", "stack-compiled", "baseline", *PEERS)
 TASKS = ("classify", "detect")
 PEERS_TASKS = ("classify",)  # the peers serve the classifier weights only
 PEER_START_ATTEMPTS = 2
+SERVICE_MAX_BATCH = {"classify": DEFAULT_MAX_BATCH, "detect": DETECTOR_MAX_BATCH}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -176,6 +181,54 @@ def missing_files(weights_dir: Path, detector_model: str, tasks: list[str]) -> l
     return [name for name in needed if not (weights_dir / name).is_file()]
 
 
+@dataclass(frozen=True)
+class CeilingVariant:
+    processes: int
+    threads: int
+    memory_format: str
+    folded: bool
+    compiled: bool
+    batches: tuple[int, ...]
+    with_decoding: bool = False
+
+    @property
+    def name(self) -> str:
+        return (
+            f"{self.processes}x{self.threads}-{self.memory_format}"
+            + ("-folded" if self.folded else "")
+            + ("-compiled" if self.compiled else "")
+            + ("-decoding" if self.with_decoding else "")
+        )
+
+
+def ceiling_variants(task: str) -> list[CeilingVariant]:
+    """Every exact fp32 layout of the bare model (the fastest one is the ceiling), then the
+    services' own two (folded, eager or compiled) in the replicas' layout with decoding and
+    preprocessing in the loop, at the batch sizes a replica forms by default."""
+    sweep = (1, 2, 4, 8, 16, 32) if task == "classify" else (1, 2, 4, 8)
+    # (memory format, folded norms, compiled). The services' eager default is channels_last
+    # with folded norms; compiled builds on it.
+    formats = (
+        ("contiguous", False, False),
+        ("channels_last", False, False),
+        ("channels_last", True, False),
+        ("channels_last", True, True),
+    )
+    layouts = ((1, 2), (2, 1))  # (processes, threads): both fill the 2 cores
+    bare = [
+        CeilingVariant(processes, threads, memory_format, folded, compiled, sweep)
+        for (processes, threads), (memory_format, folded, compiled) in itertools.product(
+            layouts, formats
+        )
+    ]
+    replica_batches = tuple(compiled_batch_sizes(SERVICE_MAX_BATCH[task]))
+    decoding = [
+        CeilingVariant(2, 1, "channels_last", True, compiled, replica_batches, True)
+        for compiled in (False, True)
+    ]
+    return bare + decoding
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, out: Path):
         self.args = args
@@ -212,60 +265,44 @@ class Bench:
             self.results["skipped"].append({"contender": contender, "task": task, "reason": reason})
 
     def ceiling(self) -> None:
-        layouts = ((1, 2), (2, 1))  # (processes, threads): both fill the 2 cores
-        batches = {"classify": "1,2,4,8,16,32", "detect": "1,2,4,8"}
-        # All exact fp32, the fastest one counts: (memory format, folded norms, compiled). The
-        # services' eager default is channels_last with folded norms; compiled builds on it.
-        formats = (
-            ("contiguous", False, False),
-            ("channels_last", False, False),
-            ("channels_last", True, False),
-            ("channels_last", True, True),
-        )
         for task in self.args.tasks:
-            for (processes, threads), (memory_format, folded, compiled) in itertools.product(
-                layouts, formats
-            ):
-                variant = (
-                    memory_format
-                    + ("-folded" if folded else "")
-                    + ("-compiled" if compiled else "")
-                )
-                out = self.out / f"ceiling-{task}-{processes}x{threads}-{variant}.json"
-                command = [
-                    sys.executable,
-                    "-m",
-                    "loadtest.bench.ceiling",
-                    "--task",
-                    task,
-                    "--weights-dir",
-                    str(self.args.weights_dir),
-                    "--detector-model",
-                    self.args.detector_model,
-                    "--photos",
-                    str(self.args.photos),
-                    "--processes",
-                    str(processes),
-                    "--threads",
-                    str(threads),
-                    "--batches",
-                    batches[task],
-                    "--seconds",
-                    str(self.args.ceiling_seconds),
-                    "--out",
-                    str(out),
-                    "--memory-format",
-                    memory_format,
-                    *(["--fold-batchnorm"] if folded else []),
-                    *(["--compile"] if compiled else []),
-                ]
-                print(
-                    f"bench: ceiling {task}, {processes} x {threads} threads, {variant}",
-                    flush=True,
-                )
-                subprocess.run(command, cwd=REPO_ROOT, check=True)
-                self.results["ceiling"].setdefault(task, []).append(json.loads(out.read_text()))
-                self.save()
+            for variant in ceiling_variants(task):
+                self.ceiling_variant(task, variant)
+
+    def ceiling_variant(self, task: str, variant: CeilingVariant) -> None:
+        out = self.out / f"ceiling-{task}-{variant.name}.json"
+        command = [
+            sys.executable,
+            "-m",
+            "loadtest.bench.ceiling",
+            "--task",
+            task,
+            "--weights-dir",
+            str(self.args.weights_dir),
+            "--detector-model",
+            self.args.detector_model,
+            "--photos",
+            str(self.args.photos),
+            "--processes",
+            str(variant.processes),
+            "--threads",
+            str(variant.threads),
+            "--batches",
+            ",".join(map(str, variant.batches)),
+            "--seconds",
+            str(self.args.ceiling_seconds),
+            "--out",
+            str(out),
+            "--memory-format",
+            variant.memory_format,
+            *(["--fold-batchnorm"] if variant.folded else []),
+            *(["--compile"] if variant.compiled else []),
+            *(["--with-decoding"] if variant.with_decoding else []),
+        ]
+        print(f"bench: ceiling {task}, {variant.name}", flush=True)
+        subprocess.run(command, cwd=REPO_ROOT, check=True)
+        self.results["ceiling"].setdefault(task, []).append(json.loads(out.read_text()))
+        self.save()
 
     def load(self, contender: str, task: str, endpoint: contenders.Endpoint, busy: float) -> None:
         cpus = self.results["machine"]["cpus"]

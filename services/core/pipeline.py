@@ -57,6 +57,17 @@ def warm_up_batches(compiled: bool, max_batch: int) -> list[int]:
     return compiled_batch_sizes(max_batch) if compiled else [1]
 
 
+def preprocess_decoded(
+    model: VisionModel[MetaT], image: Image.Image, photo_size: tuple[int, int]
+) -> tuple[torch.Tensor, MetaT]:
+    """``model.preprocess`` of a decoded photo; ``photo_size`` (its upright size as sent) is
+    passed on only when the decode was smaller (draft), so a model's output in pixels maps
+    back to the photo's."""
+    if image.size == photo_size:
+        return model.preprocess(image)
+    return model.preprocess(image, photo_size)
+
+
 @dataclass
 class PreparedImage(Generic[MetaT]):
     """One decoded image on its way through the pipeline."""
@@ -174,10 +185,7 @@ class InferencePipeline:
                             blob, self.settings.max_pixels, needed
                         )
                 with timed(timings, "preprocess"):
-                    if image.size == (width, height):
-                        tensor, meta = self.model.preprocess(image)
-                    else:
-                        tensor, meta = self.model.preprocess(image, (width, height))
+                    tensor, meta = preprocess_decoded(self.model, image, (width, height))
                 prepared.append(PreparedImage(width, height, meta))
                 tensors.append(tensor)
             outputs = self._batcher.run(tensors, on_queued=queued)
