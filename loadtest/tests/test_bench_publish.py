@@ -87,7 +87,8 @@ def test_tables_and_ratios():
 def test_readme_table_uses_the_highest_concurrency():
     table = publish.readme_table(RESULTS)
     assert "4 concurrent clients" in table
-    assert "| bare model, no HTTP (ceiling, batch 8) | 40.0 | - | 0.90x |" in table
+    # the faster of both layouts, as the goals take it: 36 / 44
+    assert "| bare model, no HTTP (ceiling, 2 x 1, eager, batch 8) | 44.0 | - | 0.82x |" in table
     assert "| TorchServe 0.12.0 | 30.0 | 300 | 1.20x |" in table
 
 
