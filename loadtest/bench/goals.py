@@ -37,6 +37,10 @@ def _met(ok: bool) -> str:
     return "**yes**" if ok else "no"
 
 
+def _model_name(results: dict, task: str) -> str:
+    return "ResNet18" if task == "classify" else results["settings"].get("detector_model", "")
+
+
 def _client_ms(level: dict) -> float | None:
     return (level.get("cpu_ms_per_image") or {}).get(CLIENT)
 
@@ -93,7 +97,8 @@ def ceiling_rows(results: dict, task: str) -> list[list[str]]:
     cpus = results.get("machine", {}).get("cpus") or 1
     top = max(results["settings"]["concurrency"])
     target = CEILING_GOAL if task == "classify" else DETECTOR_GOAL
-    model = "ResNet18" if task == "classify" else results["settings"].get("detector_model")
+    model = _model_name(results, task)
+    decoding = fastest_ceiling(results, task, with_decoding=True, compiled=True)
     where = f"at {top} clients" if task == "classify" else "at saturation (its best level)"
     rows = []
     for stack, label in STACKS.items():
@@ -113,7 +118,6 @@ def ceiling_rows(results: dict, task: str) -> list[list[str]]:
             f"{bare['threads']}, {'compiled' if bare.get('compiled') else 'eager'}, batch "
             f"{bare['best']['batch']}): **{ratio:.2f}x**"
         )
-        decoding = fastest_ceiling(results, task, with_decoding=True, compiled=True)
         if decoding and ratio < target:
             rate = decoding["best"]["images_per_s"]
             client = _client_ms(ours)
@@ -138,6 +142,7 @@ def ceiling_rows(results: dict, task: str) -> list[list[str]]:
 def latency_rows(results: dict, task: str) -> list[list[str]]:
     """At one client, each stack's p50 against the bare network at batch 1 in the replicas'
     layout (one thread) with the services' decoding, compiled or not as that stack is."""
+    model = _model_name(results, task)
     rows = []
     for stack, label in STACKS.items():
         ours = level(find_run(results, stack, task), 1)
@@ -150,7 +155,6 @@ def latency_rows(results: dict, task: str) -> list[list[str]]:
         if batch_1 is None:
             continue
         over = ours["p50_ms"] - batch_1["batch_p50_ms"]
-        model = "ResNet18" if task == "classify" else results["settings"].get("detector_model")
         rows.append(
             [
                 f"{model} at 1 client: p50 within {LATENCY_GOAL_MS:g} ms of the bare model at "
