@@ -5,7 +5,9 @@ difference, per process, is put in one of these groups: the load client (the ben
 process), the contender (every process started under the bench: for this stack split into
 nginx and each model's replicas by their command line), and other work on the machine. A
 process that starts and ends inside the window is missed; the contenders' processes all
-live for the whole level.
+live for the whole level. In the stack's model replicas the model's own thread (named for the
+OS, services/kit/native_thread_name.py) is also counted on its own: what the model took, apart
+from the request threads (HTTP, multipart, decoding, preprocessing, JSON).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.kit.native_thread_name import MODEL_THREAD_NAME
 
 CLIENT = "load client"
 OTHER = "other work"
@@ -29,6 +33,8 @@ STACK_GROUPS = (
     ("services/detector", "detector replicas"),
     ("services/web", "web"),
 )
+# The groups whose processes run a model thread.
+REPLICA_GROUPS = ("classifier replicas", "detector replicas")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class ProcessTimes:
     parent: int
     command: str
     cpu_s: float  # user + system since the process started
+    model_thread_cpu_s: float = 0.0  # of which its model thread's (replicas only)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,28 @@ def steal_fraction(before: HostTicks, after: HostTicks) -> float:
     return (after.steal - before.steal) / max(1, after.total - before.total)
 
 
+def _cpu_ticks(stat: str) -> int:
+    # The command name in parentheses may hold spaces: fields start after the last ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def model_thread_ticks(process_dir: Path) -> int:
+    """CPU ticks of the process's threads named MODEL_THREAD_NAME (0 when it has none)."""
+    ticks = 0
+    try:
+        tasks = list((process_dir / "task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            if (task / "comm").read_text().strip() == MODEL_THREAD_NAME:
+                ticks += _cpu_ticks((task / "stat").read_text())
+        except OSError:
+            continue
+    return ticks
+
+
 def process_times(proc: Path = Path("/proc")) -> dict[int, ProcessTimes]:
     """Every process's CPU time now (processes that vanish while read are skipped)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -73,11 +102,11 @@ def process_times(proc: Path = Path("/proc")) -> dict[int, ProcessTimes]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        # The command name in parentheses may hold spaces: fields start after the last ")".
-        fields = stat.rsplit(")", 1)[1].split()
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
         pid = int(entry.name)
+        model = model_thread_ticks(entry) if stack_group(command) in REPLICA_GROUPS else 0
         table[pid] = ProcessTimes(
-            pid, int(fields[1]), command.strip(), (int(fields[11]) + int(fields[12])) / ticks
+            pid, parent, command.strip(), _cpu_ticks(stat) / ticks, model / ticks
         )
     return table
 
@@ -97,10 +126,12 @@ def group_of(process: ProcessTimes, client_pid: int, table: dict[int, ProcessTim
         return CLIENT
     if not descends_from(process.pid, client_pid, table):
         return OTHER
-    for fragment, group in STACK_GROUPS:
-        if fragment in process.command:
-            return group
-    return SERVER
+    return stack_group(process.command) or SERVER
+
+
+def stack_group(command: str) -> str | None:
+    """The stack's group a command line belongs to, if any."""
+    return next((group for fragment, group in STACK_GROUPS if fragment in command), None)
 
 
 def cpu_split(
@@ -114,6 +145,22 @@ def cpu_split(
             group = group_of(process, client_pid, after)
             seconds[group] = seconds.get(group, 0.0) + used
     return dict(sorted(seconds.items(), key=lambda item: -item[1]))
+
+
+def model_thread_split(
+    before: dict[int, ProcessTimes], after: dict[int, ProcessTimes], client_pid: int
+) -> dict[str, float]:
+    """CPU seconds of the model threads between two snapshots, per replica group (empty for
+    a contender without them)."""
+    seconds: dict[str, float] = {}
+    for pid, process in after.items():
+        used = process.model_thread_cpu_s - (
+            before[pid].model_thread_cpu_s if pid in before else 0.0
+        )
+        if used > 0:
+            group = group_of(process, client_pid, after)
+            seconds[group] = seconds.get(group, 0.0) + used
+    return seconds
 
 
 def per_image_ms(seconds: dict[str, float], images: int) -> dict[str, float]:

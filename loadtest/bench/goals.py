@@ -18,7 +18,7 @@ these cores.
 
 from __future__ import annotations
 
-from loadtest.bench.cpu_split import CLIENT
+from loadtest.bench.cpu_split import CLIENT, REPLICA_GROUPS
 from loadtest.bench.peer_catalog import PEERS
 from loadtest.bench.results_view import fastest_ceiling, find_run, level
 
@@ -52,6 +52,23 @@ def attainable(decoding_rate: float, client_ms: float | None, cpus: int) -> floa
     if not client_ms:
         return decoding_rate
     return 1 / (1 / decoding_rate + client_ms / (1000 * cpus))
+
+
+def _model_thread_note(ours: dict, bare: dict) -> str:
+    """Where the replicas' CPU went, when the run measured their model threads apart: the
+    model's thread per image against the bare ceiling's CPU per image (its cores over its
+    rate), and the request threads."""
+    model_ms = sum((ours.get("model_thread_ms_per_image") or {}).values())
+    if not model_ms:
+        return ""
+    per_image = ours.get("cpu_ms_per_image") or {}
+    replicas_ms = sum(per_image.get(group, 0.0) for group in REPLICA_GROUPS)
+    ceiling_ms = 1000 * bare["processes"] * bare["threads"] / bare["best"]["images_per_s"]
+    return (
+        f". Inside the replicas the model's thread took {model_ms:.1f} ms of CPU per image, "
+        f"{model_ms / ceiling_ms:.2f}x the bare ceiling's {ceiling_ms:.1f}; the request "
+        f"threads (HTTP, multipart, decoding, preprocessing, JSON) {replicas_ms - model_ms:.1f}"
+    )
 
 
 def peer_rows(results: dict) -> list[list[str]]:
@@ -133,6 +150,7 @@ def ceiling_rows(results: dict, task: str) -> list[list[str]]:
                     else ""
                 )
                 + f": the stack is at {ours['images_per_s'] / left:.2f}x of what is left"
+                + _model_thread_note(ours, bare)
             )
         goal = f"{model} ≥ {target:g}x its best exact fp32 ceiling, {where}"
         rows.append([goal, measured, _met(ratio >= target)])

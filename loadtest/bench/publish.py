@@ -174,7 +174,12 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
             continue
         own = {g: v for g, v in per_image.items() if g not in (CLIENT, OTHER)}
         # Idle groups (the other model's replicas, the web service) round to 0.0: left out.
-        parts = [f"{group} {_ms_fine(v)}" for group, v in own.items() if v >= 0.05]
+        model_threads = level.get("model_thread_ms_per_image") or {}
+        parts = [
+            f"{group} {_ms_fine(v)}" + _model_thread_part(v, model_threads.get(group))
+            for group, v in own.items()
+            if v >= 0.05
+        ]
         busy = busy_fraction(level["cpu_s"], level["window_s"], cpus)
         if busy < SATURATED_BUSY:
             unsaturated.append(f"{LABELS[name]} ({busy:.0%})")
@@ -199,7 +204,8 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
         "Where the CPU went at the highest concurrency: CPU milliseconds per answered image "
         "over the measured window, from /proc (`loadtest/bench/cpu_split.py`); the "
         "contender's processes are those the bench started, the load client is the bench "
-        "itself:",
+        "itself. In the stack's replicas the model's own thread is counted apart: the request "
+        "threads are the HTTP server, multipart, decoding, preprocessing and JSON:",
         "",
         "| contender | c | images/s | CPU busy | contender's processes ms/image | "
         "load client ms/image | other work ms/image |",
@@ -245,6 +251,16 @@ def cpu_table(results: dict, runs: dict[str, dict]) -> list[str]:
 
 def _ms_fine(value: float) -> str:
     return f"{value:.1f}"
+
+
+def _model_thread_part(replicas_ms: float, model_ms: float | None) -> str:
+    """' = model thread X + request threads Y' for a replica group whose model thread was
+    measured apart (cpu_split.model_thread_split), else nothing."""
+    if not model_ms:
+        return ""
+    return (
+        f" = model thread {_ms_fine(model_ms)} + request threads {_ms_fine(replicas_ms - model_ms)}"
+    )
 
 
 def ratio_table(results: dict, task: str, runs: dict[str, dict], ours: str = "stack") -> list[str]:

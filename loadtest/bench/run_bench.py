@@ -40,6 +40,7 @@ from loadtest.bench.cpu_split import (
     busy_fraction,
     cpu_split,
     host_ticks,
+    model_thread_split,
     per_image_ms,
     process_times,
     steal_fraction,
@@ -350,6 +351,8 @@ class Bench:
             ),
         )
         split = cpu_split(snapshots["start"], snapshots["end"], os.getpid())
+        model_threads = model_thread_split(snapshots["start"], snapshots["end"], os.getpid())
+        answered = result.answers - result.failures
         p95 = "-" if result.p95_ms is None else f"{result.p95_ms:.0f} ms"
         print(
             f"bench: {contender:<10} {task:<8} c={concurrency:<3} "
@@ -361,7 +364,12 @@ class Bench:
         return {
             **result.as_dict(),
             "cpu_s": {group: round(used, 3) for group, used in split.items()},
-            "cpu_ms_per_image": per_image_ms(split, result.answers - result.failures),
+            "cpu_ms_per_image": per_image_ms(split, answered),
+            **(
+                {"model_thread_ms_per_image": per_image_ms(model_threads, answered)}
+                if model_threads
+                else {}
+            ),
             "steal": round(steal_fraction(snapshots["start host"], snapshots["end host"]), 3),
         }
 

@@ -158,6 +158,19 @@ def test_a_saturated_run_is_not_flagged():
     text = publish.markdown(results)
     assert "| 16 | 60.0 | 100% |" in text
     assert "Not saturated" not in text
+    assert "model thread" not in text  # not measured apart: nothing said
+
+
+def test_the_cpu_table_splits_the_replicas_into_model_and_request_threads():
+    busy_level = {
+        **level(16, 60.0, 300),
+        "cpu_s": {"classifier replicas": 38.0, "load client": 1.5, "nginx": 0.5},
+        "cpu_ms_per_image": {"classifier replicas": 31.7, "load client": 1.25, "nginx": 0.4},
+        "model_thread_ms_per_image": {"classifier replicas": 25.2},
+    }
+    results = {**RESULTS, "runs": [{**RESULTS["runs"][0], "levels": [busy_level]}]}
+    text = publish.markdown(results)
+    assert "(classifier replicas 31.7 = model thread 25.2 + request threads 6.5, nginx 0.4)" in text
 
 
 def test_steal_time_is_published_beside_the_cpu_table():

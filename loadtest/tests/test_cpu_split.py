@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from loadtest.bench.cpu_split import (
     CLIENT,
@@ -15,11 +16,13 @@ from loadtest.bench.cpu_split import (
     ProcessTimes,
     cpu_split,
     host_ticks,
+    model_thread_split,
     per_image_ms,
     process_times,
     steal_fraction,
 )
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Burns about 0.3 s of CPU, then exits: bounded, whatever the machine.
 BURN = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
 
@@ -43,6 +46,51 @@ def test_a_child_burning_cpu_is_the_contender_and_this_process_the_client():
     assert split["nginx"] >= 0.25
     assert split[CLIENT] > 0
     assert SERVER not in split or split[SERVER] < split["nginx"]
+
+
+# A replica look-alike: a thread named as the model's burns about 0.3 s, the main thread a
+# third of that; bounded, then it waits for a line on stdin.
+MODEL_THREAD_BURN = (
+    "import threading, time\n"
+    "from services.kit.native_thread_name import MODEL_THREAD_NAME, set_native_thread_name\n"
+    "burnt = threading.Event()\n"
+    "def burn(seconds):\n"
+    "    end = time.thread_time() + seconds\n"
+    "    while time.thread_time() < end: pass\n"
+    "def model():\n"
+    "    set_native_thread_name(MODEL_THREAD_NAME)\n"
+    "    burn(0.3); burnt.set()\n"
+    "    threading.Event().wait()  # alive while read: an ended thread leaves /proc\n"
+    "threading.Thread(target=model, daemon=True).start()\n"
+    "burn(0.1); burnt.wait()\n"
+    "print('done', flush=True); input()\n"
+)
+
+
+def test_a_replicas_model_thread_is_counted_apart():
+    before = process_times()
+    # The last argument makes the command line look like a classifier replica's.
+    child = subprocess.Popen(
+        [sys.executable, "-c", MODEL_THREAD_BURN, "services/classifier"],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "done"  # its threads have burnt their CPU
+        after = process_times()
+    finally:
+        child.communicate("\n", timeout=30)
+    replica = after[child.pid]
+    assert 0.25 <= replica.model_thread_cpu_s < replica.cpu_s
+    model = model_thread_split(before, after, os.getpid())
+    split = cpu_split(before, after, os.getpid())
+    assert model["classifier replicas"] == replica.model_thread_cpu_s
+    assert split["classifier replicas"] - model["classifier replicas"] >= 0.05  # the rest
+    # Only replicas are looked into: the same threads under another command line count as
+    # the process's CPU alone.
+    assert process_times()[os.getpid()].model_thread_cpu_s == 0.0
 
 
 def test_grouping_follows_the_process_tree_and_the_command_line():

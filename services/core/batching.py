@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from services.kit.native_thread_name import MODEL_THREAD_NAME, set_native_thread_name
+
 
 @dataclass
 class BatchTiming:
@@ -55,7 +57,7 @@ class DynamicBatcher:
         self._batches_run = 0
         self._preparing = 0  # requests decoding/preprocessing now: inputs that will come
         self._preparing_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=MODEL_THREAD_NAME, daemon=True)
         self._thread.start()
 
     @contextmanager
@@ -122,6 +124,7 @@ class DynamicBatcher:
         return batch
 
     def _run(self) -> None:
+        set_native_thread_name(MODEL_THREAD_NAME)
         while True:
             first = self._queue.get()
             if first is None:

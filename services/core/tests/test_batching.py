@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
 from services.core.batching import DynamicBatcher
+from services.kit.native_thread_name import MODEL_THREAD_NAME
 
 
 def test_concurrent_callers_share_batches_and_get_their_own_rows():
@@ -53,6 +56,21 @@ def test_an_inference_error_reaches_every_caller_and_the_batcher_survives():
         batcher.run([torch.zeros(1)])
     assert batcher.run([torch.ones(1)])[0][0].item() == 1.0
     batcher.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread names in /proc are Linux's")
+def test_the_model_thread_carries_its_name_for_the_os():
+    # What ps -L, top -H and the bench's CPU split (loadtest/bench/cpu_split.py) read.
+    batcher = DynamicBatcher(lambda batch: batch, max_batch=2, max_wait_s=0.0)
+    try:
+        batcher.run([torch.zeros(1)])  # answered: the thread is inside its loop
+        comm = Path(f"/proc/self/task/{batcher._thread.native_id}/comm").read_text().strip()
+        assert comm == MODEL_THREAD_NAME == "inference"
+        # only that thread: this one (the caller) keeps its own name
+        own = Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
+        assert own != MODEL_THREAD_NAME
+    finally:
+        batcher.close()
 
 
 def test_a_lone_request_does_not_wait_for_company():
