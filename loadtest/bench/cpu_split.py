@@ -13,6 +13,7 @@ from the request threads (HTTP, multipart, decoding, preprocessing, JSON).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,9 +69,13 @@ def steal_fraction(before: HostTicks, after: HostTicks) -> float:
     return (after.steal - before.steal) / max(1, after.total - before.total)
 
 
-def _cpu_ticks(stat: str) -> int:
+def _stat_fields(stat: str) -> list[str]:
     # The command name in parentheses may hold spaces: fields start after the last ")".
-    fields = stat.rsplit(")", 1)[1].split()
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _cpu_ticks(fields: list[str]) -> int:
+    """user + system time from a /proc stat line's fields (after the command name)."""
     return int(fields[11]) + int(fields[12])
 
 
@@ -84,7 +89,7 @@ def model_thread_ticks(process_dir: Path) -> int:
     for task in tasks:
         try:
             if (task / "comm").read_text().strip() == MODEL_THREAD_NAME:
-                ticks += _cpu_ticks((task / "stat").read_text())
+                ticks += _cpu_ticks(_stat_fields((task / "stat").read_text()))
         except OSError:
             continue
     return ticks
@@ -102,11 +107,11 @@ def process_times(proc: Path = Path("/proc")) -> dict[int, ProcessTimes]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        fields = _stat_fields(stat)
         pid = int(entry.name)
         model = model_thread_ticks(entry) if stack_group(command) in REPLICA_GROUPS else 0
         table[pid] = ProcessTimes(
-            pid, parent, command.strip(), _cpu_ticks(stat) / ticks, model / ticks
+            pid, int(fields[1]), command.strip(), _cpu_ticks(fields) / ticks, model / ticks
         )
     return table
 
@@ -138,12 +143,7 @@ def cpu_split(
     before: dict[int, ProcessTimes], after: dict[int, ProcessTimes], client_pid: int
 ) -> dict[str, float]:
     """CPU seconds per group between two snapshots, largest first."""
-    seconds: dict[str, float] = {}
-    for pid, process in after.items():
-        used = process.cpu_s - (before[pid].cpu_s if pid in before else 0.0)
-        if used > 0:
-            group = group_of(process, client_pid, after)
-            seconds[group] = seconds.get(group, 0.0) + used
+    seconds = _seconds_per_group(before, after, client_pid, lambda process: process.cpu_s)
     return dict(sorted(seconds.items(), key=lambda item: -item[1]))
 
 
@@ -152,11 +152,20 @@ def model_thread_split(
 ) -> dict[str, float]:
     """CPU seconds of the model threads between two snapshots, per replica group (empty for
     a contender without them)."""
+    return _seconds_per_group(before, after, client_pid, lambda process: process.model_thread_cpu_s)
+
+
+def _seconds_per_group(
+    before: dict[int, ProcessTimes],
+    after: dict[int, ProcessTimes],
+    client_pid: int,
+    seconds_of: Callable[[ProcessTimes], float],
+) -> dict[str, float]:
+    """The growth of ``seconds_of(process)`` between two snapshots, summed per group; a
+    process started during the window counts whole."""
     seconds: dict[str, float] = {}
     for pid, process in after.items():
-        used = process.model_thread_cpu_s - (
-            before[pid].model_thread_cpu_s if pid in before else 0.0
-        )
+        used = seconds_of(process) - (seconds_of(before[pid]) if pid in before else 0.0)
         if used > 0:
             group = group_of(process, client_pid, after)
             seconds[group] = seconds.get(group, 0.0) + used

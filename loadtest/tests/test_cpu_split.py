@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from loadtest.bench.cpu_split import (
     CLIENT,
     OTHER,
@@ -67,11 +69,16 @@ MODEL_THREAD_BURN = (
 )
 
 
-def test_a_replicas_model_thread_is_counted_apart():
+@pytest.mark.parametrize(
+    "command_tail, counted_apart",
+    [("services/classifier", True), ("nginx", False)],
+    ids=["a replica", "not a replica"],
+)
+def test_a_replicas_model_thread_is_counted_apart(command_tail, counted_apart):
     before = process_times()
-    # The last argument makes the command line look like a classifier replica's.
+    # The last argument makes the command line look like a replica's, or nginx's.
     child = subprocess.Popen(
-        [sys.executable, "-c", MODEL_THREAD_BURN, "services/classifier"],
+        [sys.executable, "-c", MODEL_THREAD_BURN, command_tail],
         cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -82,15 +89,17 @@ def test_a_replicas_model_thread_is_counted_apart():
         after = process_times()
     finally:
         child.communicate("\n", timeout=30)
-    replica = after[child.pid]
-    assert 0.25 <= replica.model_thread_cpu_s < replica.cpu_s
+    process = after[child.pid]
     model = model_thread_split(before, after, os.getpid())
+    if not counted_apart:
+        # Only replicas are looked into: the same named thread elsewhere is the process's CPU.
+        assert process.model_thread_cpu_s == 0.0 and model == {}
+        assert process.cpu_s >= 0.35
+        return
+    assert 0.25 <= process.model_thread_cpu_s < process.cpu_s
     split = cpu_split(before, after, os.getpid())
-    assert model["classifier replicas"] == replica.model_thread_cpu_s
+    assert model["classifier replicas"] == process.model_thread_cpu_s
     assert split["classifier replicas"] - model["classifier replicas"] >= 0.05  # the rest
-    # Only replicas are looked into: the same threads under another command line count as
-    # the process's CPU alone.
-    assert process_times()[os.getpid()].model_thread_cpu_s == 0.0
 
 
 def test_grouping_follows_the_process_tree_and_the_command_line():
