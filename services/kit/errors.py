@@ -76,15 +76,18 @@ def oversize_error() -> ApiError:
     max_body_bytes = current_app.config.get("MAX_CONTENT_LENGTH") or 0
     body = request.content_length
     if body is not None and body <= max_body_bytes:
-        parts = request.max_form_parts
-        return ApiError(
-            413,
-            "too_many_form_parts",
-            f"The form has more than {parts} parts (fields and files); send fewer.",
-        )
+        return too_many_form_parts_error(request.max_form_parts)
     limit_mb = max_body_bytes / (1024 * 1024)
     return ApiError(
         413, "payload_too_large", f"The request body is larger than the limit of {limit_mb:g} MB."
+    )
+
+
+def too_many_form_parts_error(max_parts: int) -> ApiError:
+    return ApiError(
+        413,
+        "too_many_form_parts",
+        f"The form has more than {max_parts} parts (fields and files); send fewer.",
     )
 
 

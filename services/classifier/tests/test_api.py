@@ -184,3 +184,18 @@ def test_a_form_with_too_many_parts_is_named_as_such(client):
     response = client.post("/v1/classify", data=fields)
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "too_many_form_parts"
+
+
+def test_a_cut_off_form_is_a_json_400_naming_the_problem(client, images_dir):
+    photo = (images_dir / "dog.jpg").read_bytes()
+    boundary = "cut-off-form"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="dog.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode() + photo[:1000]  # no closing boundary: the client stopped sending
+    response = client.post(
+        "/v1/classify", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "missing_image" and "closing boundary" in error["message"]
