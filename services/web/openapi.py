@@ -14,7 +14,7 @@ EXAMPLE_BASE_URL = "http://localhost:8080"
 
 # (status, code, meaning): every error code a client can meet through nginx.
 ERROR_CODES: list[tuple[int, str, str]] = [
-    (400, "missing_image", "No image in the request (no `image`/`file` field, empty body)."),
+    (400, "missing_image", "No image (no `image`/`file` field, empty body, unreadable form)."),
     (400, "empty_image", "An image field or body holds zero bytes."),
     (400, "invalid_image", "The bytes are not a readable image, or are truncated or corrupt."),
     (400, "too_many_images", "More images in one request than the service accepts."),
