@@ -113,7 +113,7 @@ def decode_photo(
         if wanted:
             image.draft("RGB", wanted)
         image.load()
-        if orientation != 1:  # exif_transpose copies even an upright picture (0.3 ms)
+        if orientation != 1:  # exif_transpose copies even an upright picture (0.26 ms)
             image = ImageOps.exif_transpose(image)
         return to_rgb(image), upright
     except ApiError:

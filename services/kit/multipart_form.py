@@ -4,8 +4,8 @@ The model services read uploads with python-multipart (Starlette's parser) inste
 Flask's ``request.files``: werkzeug's parser compiles two regular expressions for every
 request (each body has its own boundary, so Python's pattern cache never hits) and reads
 the body in small steps through gunicorn's reader. Under gunicorn with the sample photos
-that cost 1.3 ms of CPU per request; python-multipart takes about 0.1 ms on the same
-bodies (docs/benchmarks.md). Pure: chunks of the body in, parts out, or an ApiError.
+that cost 1.3 ms of CPU per request, against 0.4 ms here, reading the body included
+(docs/benchmarks.md). Pure: chunks of the body in, parts out, or an ApiError.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Accepted: multipart/form-data with one or more ``image`` fields (``file`` too, the field
 name of the original Flask demo), or a raw body whose Content-Type is an image type. The
-form is parsed by services.kit.multipart_form (python-multipart), a tenth of the CPU of
-werkzeug's ``request.files`` per request; the web service's form keeps werkzeug's.
+form is parsed by services.kit.multipart_form (python-multipart, cheaper than werkzeug's
+``request.files``: figures there); the web service's form keeps werkzeug's.
 """
 
 from __future__ import annotations
